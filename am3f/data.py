@@ -194,6 +194,7 @@ def load_flow_dataset(root: str | os.PathLike | None = None, labels_csv: str | o
     seen: dict[str, str] = {}
     images, labels, subjects, datasets, ids = [], [], [], [], []
     size = (image_size, image_size) if image_size else None
+    paths = []
     for rec in rows:
         where = f"{csv_path}, line {rec['_line']}"
         try:
@@ -211,14 +212,15 @@ def load_flow_dataset(root: str | os.PathLike | None = None, labels_csv: str | o
         if sample_id in seen:
             raise DataError(f"{where}: duplicate sample id {sample_id!r} (first at line {seen[sample_id]})")
         seen[sample_id] = rec["_line"]
-        img = read_flow_image(flow_image_path(flows_dir, rec["sub"], rec["filename_o"]), size)
-        size = size or img.shape[1:]
-        images.append(img)
+        path = flow_image_path(flows_dir, rec["sub"], rec["filename_o"])
+        images.append(read_flow_image(path, size))
+        paths.append(path)
         labels.append(label)
         subjects.append(rec["sub"])
         datasets.append(rec["dataset"].lower() or "unknown")
         ids.append(sample_id)
 
+    _check_same_size(images, paths)
     subjects_arr = np.array(subjects)
     datasets_arr = np.array(datasets)
     _check_subjects_unique_per_dataset(subjects_arr, datasets_arr, csv_path)
@@ -228,6 +230,16 @@ def load_flow_dataset(root: str | os.PathLike | None = None, labels_csv: str | o
         datasets=datasets_arr, sample_ids=np.array(ids), name=name or root.name, root=root,
         synthetic=synthetic,
     )
+
+
+def _check_same_size(images: list[np.ndarray], paths: list[Path]) -> None:
+    # the majority size is the expected one, so the message names the odd file out
+    shapes = [img.shape[1:] for img in images]
+    common = max(set(shapes), key=shapes.count)
+    for shape, path in zip(shapes, paths):
+        if shape != common:
+            raise DataError(f"{path}: image is {shape[0]}x{shape[1]}, expected {common[0]}x{common[1]} "
+                            f"like the other images")
 
 
 def _check_subjects_unique_per_dataset(subjects: np.ndarray, datasets: np.ndarray, csv_path: Path) -> None:

@@ -48,14 +48,17 @@ class FoldRunner(Protocol):
 
 
 def split_fold(data: FlowDataset, subject: str) -> tuple[FlowDataset, FlowDataset]:
-    """Training set (all other subjects) and test set (this subject), with the LOSO invariant checked."""
+    """Training set (all other subjects) and test set (this subject)."""
     test_mask = data.subjects == subject
-    train, test = data.subset(~test_mask), data.subset(test_mask)
-    if subject in set(train.subjects.tolist()):
+    return data.subset(~test_mask), data.subset(test_mask)
+
+
+def check_fold(train: FlowDataset, test: FlowDataset, subject: str) -> None:
+    """The LOSO invariant, asserted for every fold before anything is trained."""
+    if subject in set(train.subjects.tolist()) or set(train.sample_ids.tolist()) & set(test.sample_ids.tolist()):
         raise AssertionError(f"LOSO violated: test subject {subject} is in the training set")
-    if len(test) == 0:
-        raise AssertionError(f"LOSO fold for subject {subject} has no test samples")
-    return train, test
+    if len(test) == 0 or set(test.subjects.tolist()) != {subject}:
+        raise AssertionError(f"LOSO fold for subject {subject} must hold exactly that subject's samples")
 
 
 def fold_stem(seed: int, fold: int) -> str:
@@ -121,6 +124,7 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
         subject = subjects[k]
         bar.set_postfix_str(f"seed {seed} subject {subject}")
         train, test = split_fold(data, subject)
+        check_fold(train, test, subject)
         t0 = time.perf_counter()
         result = runner(train, test, seed=seed, fold=k)
         wall = time.perf_counter() - t0

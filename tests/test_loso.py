@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from am3f.data import load_flow_dataset
+from am3f.errors import AM3FError
+from am3f.loso import FoldOutput, merge_run, run_loso, split_fold
+from am3f.metrics import summarize
+
+
+class MeanColourRunner:
+    """A deterministic toy runner: scores from the test images, noise from (seed, fold)."""
+
+    def __init__(self, crash_after: int | None = None):
+        self.calls: list[tuple[int, int]] = []
+        self.crash_after = crash_after
+
+    def __call__(self, train, test, *, seed, fold):
+        assert not set(test.subjects) & set(train.subjects)
+        if self.crash_after is not None and len(self.calls) >= self.crash_after:
+            raise KeyboardInterrupt("simulated kill")
+        self.calls.append((seed, fold))
+        rng = np.random.default_rng([seed, fold])
+        scores = test.x.mean(axis=(2, 3)) + rng.normal(0, 0.01, size=(len(test), 3))
+        scores = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+        return FoldOutput(scores=scores, epoch_scores=np.stack([scores, scores]))
+
+
+def test_split_fold_keeps_subject_out(fake_composite):
+    data = load_flow_dataset(fake_composite)
+    train, test = split_fold(data, "sub02")
+    assert set(test.subjects) == {"sub02"} and "sub02" not in set(train.subjects)
+    assert len(train) + len(test) == len(data)
+
+
+def test_run_writes_predictions_and_metadata(fake_composite, tmp_path):
+    data = load_flow_dataset(fake_composite)
+    out = run_loso(data, MeanColourRunner(), tmp_path / "run", seeds=[0, 1], config={"model": "toy"},
+                   show_progress=False)
+    preds = pd.read_csv(out / "predictions.csv")
+    assert len(preds) == 2 * len(data)
+    for col in ("sample_id", "dataset", "subject", "label", "pred", "fold", "seed",
+                "score_negative", "score_positive", "score_surprise"):
+        assert col in preds.columns
+    assert sorted(preds[preds.seed == 0].sample_id) == sorted(data.sample_ids)
+    run = json.loads((out / "run.json").read_text())
+    assert run["complete"] and run["config"]["model"] == "toy"
+    assert run["am3f_version"] and "wall_s_per_seed" in run and len(run["folds"]) == 6
+    assert {"seed", "fold", "subject", "wall_s", "device"} <= set(run["folds"][0])
+    assert (out / "folds" / "s0_f000.npz").exists()
+
+
+def test_resume_after_kill_runs_only_missing_folds(fake_composite, tmp_path):
+    data = load_flow_dataset(fake_composite)
+    reference = run_loso(data, MeanColourRunner(), tmp_path / "ref", seeds=[0], show_progress=False)
+    killed = MeanColourRunner(crash_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_loso(data, killed, tmp_path / "run", seeds=[0], show_progress=False)
+    assert killed.calls == [(0, 0), (0, 1)]
+    resumed = MeanColourRunner()
+    run_loso(data, resumed, tmp_path / "run", seeds=[0], show_progress=False)
+    assert resumed.calls == [(0, 2)]
+    assert (tmp_path / "run" / "predictions.csv").read_text() == (reference / "predictions.csv").read_text()
+
+
+def test_fold_subsets_from_separate_processes_merge(fake_composite, tmp_path):
+    data = load_flow_dataset(fake_composite)
+    run_loso(data, MeanColourRunner(), tmp_path / "whole", seeds=[0], show_progress=False)
+    run_loso(data, MeanColourRunner(), tmp_path / "parts", seeds=[0], folds=[0, 2], show_progress=False)
+    assert not json.loads((tmp_path / "parts" / "run.json").read_text())["complete"]
+    run_loso(data, MeanColourRunner(), tmp_path / "parts", seeds=[0], folds=[1], show_progress=False)
+    merged = merge_run(tmp_path / "parts")
+    assert json.loads((tmp_path / "parts" / "run.json").read_text())["complete"]
+    assert (tmp_path / "parts" / "predictions.csv").read_text() == (tmp_path / "whole" / "predictions.csv").read_text()
+    assert summarize(merged)["subsets"]["composite"]["n"] == len(data)
+
+
+def test_rerun_with_other_config_is_refused(fake_composite, tmp_path):
+    data = load_flow_dataset(fake_composite)
+    run_loso(data, MeanColourRunner(), tmp_path / "run", config={"lr": 1}, show_progress=False)
+    with pytest.raises(AM3FError, match="different configuration.*lr"):
+        run_loso(data, MeanColourRunner(), tmp_path / "run", config={"lr": 2}, show_progress=False)
+
+
+def test_runner_that_leaks_the_test_subject_is_caught(fake_composite, tmp_path, monkeypatch):
+    import am3f.loso as loso
+
+    data = load_flow_dataset(fake_composite)
+    monkeypatch.setattr(loso, "split_fold", lambda d, subject: (d, d.subset(d.subjects == subject)))
+    runner = MeanColourRunner()
+    with pytest.raises(AssertionError, match="LOSO violated"):
+        run_loso(data, runner, tmp_path / "run", show_progress=False)
+    assert runner.calls == []
