@@ -1,0 +1,42 @@
+"""The repository promises that README, CI and packaging agree; keep them honest."""
+
+import re
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    return [line.strip() for line in block.splitlines() if line.strip()]
+
+
+def test_readme_starts_with_install_and_test_commands():
+    install, test = readme_commands()[:2]
+    assert 'pip install -e ".[dev]"' in install
+    assert "pytest" in test
+
+
+def test_ci_runs_the_readme_test_command_after_a_fresh_install():
+    ci = (REPO / ".ci" / "run").read_text()
+    test_command = readme_commands()[1]
+    assert test_command in ci.splitlines()
+    assert ci.index('pip install --quiet -e ".[dev]"') < ci.index(test_command)
+
+
+def test_dependencies_as_decided():
+    deps = " ".join(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert "opencv-python-headless>=4.9,<5" in deps
+    for name in ("torch", "torchvision", "grad-cam", "scikit-image", "papermill", "ipykernel", "tqdm", "seaborn"):
+        assert name in deps
+    assert "opencv-python>" not in deps and "opencv-contrib" not in deps
+
+
+def test_no_licence_restricted_file_is_tracked():
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.splitlines()
+    assert not [f for f in tracked if f.endswith((".pth", ".gif"))]
+    assert not [f for f in tracked if f.startswith("flows/") or "/flows/" in f]
