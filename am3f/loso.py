@@ -84,7 +84,9 @@ def git_commit() -> str | None:
         return None
 
 
-def _prepare_run_dir(out: Path, config: dict) -> None:
+def _prepare_run_dir(out: Path, config: dict) -> dict:
+    # compare in JSON form: tuples in a config read back as lists
+    config = json.loads(json.dumps(config))
     out.mkdir(parents=True, exist_ok=True)
     (out / "folds").mkdir(exist_ok=True)
     cfg_path = out / "config.json"
@@ -96,6 +98,7 @@ def _prepare_run_dir(out: Path, config: dict) -> None:
                             f"(differs in: {', '.join(diff)}); use a new --out directory")
     else:
         _atomic_write_text(cfg_path, json.dumps(config, indent=2, sort_keys=True))
+    return config
 
 
 def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, seeds: Sequence[int] = (0,),
@@ -113,7 +116,7 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
     config.setdefault("dataset", {"name": data.name, "root": str(data.root) if data.root else None,
                                   "synthetic": data.synthetic, "n_samples": len(data),
                                   "n_subjects": len(subjects)})
-    _prepare_run_dir(out, config)
+    config = _prepare_run_dir(out, config)
 
     todo = [(s, k) for s in seeds for k in fold_ids if not (out / "folds" / f"{fold_stem(s, k)}.json").exists()]
     skipped = len(seeds) * len(fold_ids) - len(todo)

@@ -93,3 +93,11 @@ def test_runner_that_leaks_the_test_subject_is_caught(fake_composite, tmp_path, 
     with pytest.raises(AssertionError, match="LOSO violated"):
         run_loso(data, runner, tmp_path / "run", show_progress=False)
     assert runner.calls == []
+
+
+def test_rerun_with_tuples_in_config_resumes(fake_composite, tmp_path):
+    data = load_flow_dataset(fake_composite)
+    run_loso(data, MeanColourRunner(), tmp_path / "run", config={"widths": (8, 16)}, show_progress=False)
+    resumed = MeanColourRunner()
+    run_loso(data, resumed, tmp_path / "run", config={"widths": (8, 16)}, show_progress=False)
+    assert resumed.calls == []
