@@ -54,6 +54,170 @@ def cmd_score(args: argparse.Namespace) -> None:
     print(f"wrote {run / 'metrics.json'}")
 
 
+# ----------------------------------------------------------------------------- reproduce
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from .reproduce import reproduce, summary_lines
+
+    if args.data and not Path(args.data).exists():
+        raise AM3FError(f"{args.data}: data directory does not exist")
+    out = reproduce(args.data, profile=args.profile, out=args.out, notebooks=args.notebooks or None)
+    print(f"done: profile {args.profile}, data {args.data or '(embedded SYNTHETIC set)'}")
+    for line in summary_lines(out):
+        print("  " + line)
+
+
+# ----------------------------------------------------------------------------- flow / extract / synth
+def cmd_flow(args: argparse.Namespace) -> None:
+    from .flow import compute_flow, write_flow_npz, write_flow_png
+    from .frames import load_pair
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npz"):
+        raise AM3FError(f"{out}: --out must end in .png (flow image) or .npz (raw u, v, strain)")
+    pair = load_pair(args.onset, args.apex, detect=not args.no_face_detect, margin=args.margin,
+                     trim=not args.no_trim)
+    flow = compute_flow(pair.onset, pair.apex, args.method, names=(args.onset, args.apex or args.onset))
+    if out.suffix.lower() == ".png":
+        write_flow_png(out, flow, size=args.size, normalise=args.normalise)
+    else:
+        write_flow_npz(out, flow)
+    x, y, w, h = pair.box
+    mag = flow.magnitude()
+    print(f"{out}: {args.method} flow of the {w}x{h} crop at ({x}, {y}); |flow| mean {mag.mean():.3f} px, "
+          f"max {mag.max():.3f} px (+u right, +v down, onset -> apex)")
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    from .extract import extract
+
+    import os
+
+    detect = {"auto": None, "on": True, "off": False}[args.face_detect]
+    workers = args.workers if args.workers is not None else max(1, min(4, os.cpu_count() or 1))
+    if workers < 1:
+        raise AM3FError(f"--workers must be at least 1, got {workers}")
+    s = extract(args.dataset, args.root, args.out, workers=workers, method=args.method, size=args.size,
+                detect=detect, sheet=args.sheet, max_side=args.max_side)
+    print(f"{s['dataset']}: {s['n_clips']} clips with a MEGC2019 label; {s['n_done_before']} already done, "
+          f"{s['n_new']} new; labels in {s['labels_csv']}")
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from .data import load_flow_dataset
+    from .synth import generate_synthetic
+
+    out = generate_synthetic(args.out, n_subjects=args.subjects, seed=args.seed, frame_size=args.frame_size)
+    print(load_flow_dataset(out).describe())
+    print(f"wrote the SYNTHETIC set to {out} (see {Path(out) / 'README.txt'})")
+
+
+# ----------------------------------------------------------------------------- loso / train / predict / variants
+def _train_overrides(args: argparse.Namespace) -> dict:
+    keys = ("epochs", "lr", "batch_size", "weight_decay", "tau", "weight_power", "ema", "n_models", "threads")
+    return {k: getattr(args, k, None) for k in keys if getattr(args, k, None) is not None}
+
+
+def _model_variant(args: argparse.Namespace) -> str:
+    variant = args.variant or ("ststnet" if args.model == "ststnet" else "full")
+    if args.model == "ststnet" and variant != "ststnet":
+        raise AM3FError(f"--model ststnet has no variant {variant!r} (the peer is trained as published)")
+    if args.model == "am3f" and variant == "ststnet":
+        raise AM3FError("variant 'ststnet' is the peer: use --model ststnet")
+    return variant
+
+
+def cmd_loso(args: argparse.Namespace) -> None:
+    from .data import load_dataset
+    from .loso import run_loso
+    from .model import build_model, count_parameters
+    from .train import TrainRunner, resolve_variant
+    from .utils import pick_device
+
+    variant = _model_variant(args)
+    model_cfg, train_cfg = resolve_variant(variant, **_train_overrides(args))
+    data = load_dataset(args.data)
+    device = pick_device(args.device)
+    print(data.describe())
+    n_params = count_parameters(build_model(model_cfg, image_size=data.image_size[0]))
+    print(f"model {args.model} variant {variant}: {n_params:,} parameters; device {device}; "
+          f"{train_cfg.epochs} epochs x {train_cfg.n_models} model(s) per fold")
+    config = {"kind": "loso", "model": args.model, "variant": variant, "model_config": model_cfg.to_dict(),
+              "train_config": train_cfg.to_dict(), "parameters": n_params}
+    run_loso(data, TrainRunner(model_cfg, train_cfg, device, record_epochs=not args.no_epoch_scores), args.out,
+             seeds=args.seeds, config=config, device=str(device), folds=_folds(args, data))
+    print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .data import load_dataset
+    from .train import resolve_variant, train_final
+    from .utils import pick_device
+
+    variant = _model_variant(args)
+    model_cfg, train_cfg = resolve_variant(variant, **_train_overrides(args))
+    data = load_dataset(args.data)
+    device = pick_device(args.device)
+    print(data.describe())
+    out = train_final(data, model_cfg, train_cfg, args.out, seed=args.seed, device=device, variant=variant)
+    print(f"trained {args.model} ({variant}) on all {len(data.subject_ids)} subjects; checkpoint written to {out}")
+
+
+def predict_inputs(args: argparse.Namespace, image_size: tuple[int, int]):
+    """(names, x) to classify. Today: flow images (PNG, R=u G=v B=strain). Hook for a frames-based
+    mode: a later ``--onset/--apex`` option computes the flow image first and returns it here."""
+    import numpy as np
+
+    from .data import read_flow_image
+
+    if not args.images:
+        raise AM3FError("give at least one FLOW_IMAGE")
+    arrays = [read_flow_image(Path(p), tuple(image_size)) for p in args.images]
+    return list(args.images), np.stack(arrays)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .train import load_checkpoint, predict
+    from .utils import pick_device
+
+    device = pick_device(args.device)
+    model, meta = load_checkpoint(args.checkpoint, device)
+    names, x = predict_inputs(args, meta["image_size"])
+    probs = predict(model, x, device, tta_flip=bool(meta["train_config"].get("tta_flip", False)))
+    classes = meta["class_names"]
+    if args.json:
+        print(json.dumps([{"image": n, "pred": classes[int(p.argmax())],
+                           "probs": {c: round(float(v), 6) for c, v in zip(classes, p)}}
+                          for n, p in zip(names, probs)], indent=2))
+        return
+    width = max(len(n) for n in names)
+    print(f"{'image':<{width}}  " + "  ".join(f"{c:>9}" for c in classes) + "  prediction")
+    for n, p in zip(names, probs):
+        print(f"{n:<{width}}  " + "  ".join(f"{v:9.4f}" for v in p) + f"  {classes[int(p.argmax())]}")
+
+
+def cmd_variants(args: argparse.Namespace) -> None:
+    from .model import VARIANTS, build_model, count_parameters
+
+    for name, (cfg, train_over, desc) in VARIANTS.items():
+        extra = f" [{', '.join(f'{k}={v}' for k, v in train_over.items())}]" if train_over else ""
+        print(f"{name:<22}{count_parameters(build_model(cfg)):>9,} params  {desc}{extra}")
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=["am3f", "ststnet"], default="am3f", help="architecture (default am3f)")
+    p.add_argument("--variant", default=None, help="named variant (see `am3f variants`; default: full)")
+    g = p.add_argument_group("schedule overrides (default: the declared schedule in am3f.train.TrainConfig)")
+    g.add_argument("--epochs", type=int, default=None)
+    g.add_argument("--lr", type=float, default=None)
+    g.add_argument("--batch-size", type=int, default=None)
+    g.add_argument("--weight-decay", type=float, default=None)
+    g.add_argument("--tau", type=float, default=None, help="logit-adjustment strength (0 = cross-entropy)")
+    g.add_argument("--weight-power", type=float, default=None, help="class-prior weight power (0 = none)")
+    g.add_argument("--ema", type=float, default=None, help="EMA decay of the weights (0 = off)")
+    g.add_argument("--n-models", type=int, default=None, help="models per fold, probabilities averaged")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
 # ----------------------------------------------------------------------------- shared options
 def _folds(args: argparse.Namespace, data) -> list[int]:
     from .data import parse_index_ranges
@@ -90,6 +254,112 @@ def build_parser() -> argparse.ArgumentParser:
                                    "composite and per-dataset scores, mean ± std over seeds, writes metrics.json.")
     p.add_argument("run_dir", help="run directory written by `am3f loso` or `am3f evaluate-weights`")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("reproduce", help="run every companion notebook (papermill) and collect figures and tables",
+                       description="Executes notebooks/00..08 in order with the profile's parameters; executed "
+                                   "notebooks go to OUT, figures (PNG + PDF) and tables (Markdown + LaTeX) to "
+                                   "OUT/figures, LOSO runs to OUT/runs. quick: minutes on 2 CPU cores (few folds "
+                                   "and epochs, one seed); full: every fold, 3 seeds, every ablation variant.")
+    p.add_argument("--data", default=None, help=DATA_HELP)
+    p.add_argument("--profile", choices=["quick", "full"], default="quick", help="size of the runs (default: quick)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default: reproduce-<profile> inside $AM3F_OUT, else inside the checkout's git-ignored out/)")
+    p.add_argument("--notebooks", nargs="*", default=None, metavar="NAME",
+                   help="only these notebooks, e.g. 02_train_loso 03_results_tables (default: all, in order)")
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("flow", help="optical flow (u, v, strain) between an onset and an apex frame",
+                       description="Reads ONSET and APEX (jpg/png/bmp; or one 2-frame GIF = onset, apex), trims "
+                                   "a flat figure canvas, crops the face found on the onset (same box for both), "
+                                   "and writes the flow from onset to apex: +u = motion right, +v = motion down. "
+                                   ".png: 3-channel flow image (R=u, G=v, B=strain) at --size, like the "
+                                   "composite set; .npz: float32 u, v, strain in pixels at the crop's "
+                                   "resolution, un-normalised.")
+    p.add_argument("onset", help="onset frame, or a GIF whose frames 0 and 1 are onset and apex")
+    p.add_argument("apex", nargs="?", default=None, help="apex frame (omit when ONSET is a 2-frame GIF)")
+    p.add_argument("--out", required=True, help="FLOW.png (normalised image) or FLOW.npz (raw arrays)")
+    p.add_argument("--method", choices=["tvl1", "farneback", "dis"], default="tvl1",
+                   help="tvl1 (default, most accurate), dis (fastest), farneback")
+    p.add_argument("--size", type=int, default=28, help="side of the .png flow image (default 28)")
+    p.add_argument("--normalise", choices=["minmax", "fixed"], default="minmax",
+                   help="minmax: each channel stretched to 0..255 (the composite set's way, default); "
+                        "fixed: magnitude kept, +-2 px -> 0/255, zero motion -> 128")
+    p.add_argument("--no-face-detect", action="store_true",
+                   help="frames are already cropped faces: skip the Haar face detector")
+    p.add_argument("--margin", type=float, default=0.1,
+                   help="margin added on each side of the detected face box, as a fraction of it (default 0.1)")
+    p.add_argument("--no-trim", action="store_true",
+                   help="do not trim a flat border (figure-capture canvas) before face detection")
+    p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("extract", help="turn a licensed raw CASME II / SAMM / SMIC-HS copy into flow images",
+                       description="Reads the dataset's coding spreadsheet (.xlsx needs openpyxl; a .csv export "
+                                   "works too) and frames, keeps clips with a MEGC2019 3-class label, computes "
+                                   "onset->apex flow and writes OUT/flows/<sub>_<clip> .png plus OUT/labels.csv. "
+                                   "Resumable: a rerun skips finished clips; several datasets may share one OUT. "
+                                   "SMIC-HS has no apex labels: the apex is spotted (largest motion vs onset).")
+    p.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic"])
+    p.add_argument("--root", required=True,
+                   help="dataset folder: CASME II: spreadsheet + Cropped/subXX/EPxx_xx/; SAMM: spreadsheet + "
+                        "SAMM/<subject>/<clip>/; SMIC: HS/sN/micro/<emotion>/<clip>/")
+    p.add_argument("--out", required=True, help="output folder in the composite layout")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel processes (default: number of CPU cores, at most 4)")
+    p.add_argument("--sheet", default=None, help="coding spreadsheet (default: the .xlsx/.csv in --root)")
+    p.add_argument("--method", choices=["tvl1", "farneback", "dis"], default="tvl1", help="flow method (default tvl1)")
+    p.add_argument("--size", type=int, default=28, help="side of the flow images (default 28)")
+    p.add_argument("--face-detect", choices=["auto", "on", "off"], default="auto",
+                   help="auto: off for CASME II (Cropped frames), on for SAMM and SMIC")
+    p.add_argument("--max-side", type=int, default=384,
+                   help="downscale face crops larger than this (px) before the flow, for speed (default 384, "
+                        "which keeps CASME II and SMIC crops at full size; 0: never)")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("synth", help="generate the SYNTHETIC micro-expression set (procedural faces)",
+                       description="Procedural faces, one identity per subject; apex = onset warped by an "
+                                   "action-unit-like motion (positive: lip-corner puller, negative: brow lowerer / "
+                                   "lip-corner depressor, surprise: brow raiser + jaw drop). Writes frames, "
+                                   "ground-truth flow, 28x28 flow images and labels.csv in the composite layout. "
+                                   "NOT real data.")
+    p.add_argument("--out", required=True, help="output folder (must not exist or be empty)")
+    p.add_argument("--subjects", type=int, default=16, help="number of subjects (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0; same seed = same set)")
+    p.add_argument("--frame-size", type=int, default=112, help="side of the generated frames in px (default 112)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("loso", help="train and evaluate a model with leave-one-subject-out",
+                       description="One fold per subject: fit on the other subjects with the fixed, declared "
+                                   "schedule, predict the held-out subject at the end. Writes a run directory "
+                                   "(config.json records the full model and training config); score it with "
+                                   "`am3f score RUN_DIR` (mean ± std over seeds).")
+    _add_run_options(p)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
+    p.add_argument("--no-epoch-scores", action="store_true",
+                   help="do not record per-epoch held-out probabilities (kept for the protocol audit only)")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_loso)
+
+    p = sub.add_parser("train", help="train a model on ALL subjects and save a checkpoint",
+                       description="Fixed schedule on every subject of --data; the checkpoint holds the model "
+                                   "config, weights, class names and input normalisation.")
+    p.add_argument("--data", default=None, help=DATA_HELP)
+    p.add_argument("--out", required=True, help="checkpoint file, e.g. model.pt")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    _add_train_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="class probabilities of flow images with a trained checkpoint",
+                       description="FLOW_IMAGE: a 3-channel flow PNG (R=u, G=v, B=strain) of the checkpoint's "
+                                   "size, like the composite set's flows/.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by `am3f train`")
+    p.add_argument("images", nargs="*", metavar="FLOW_IMAGE")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("variants", help="list the named model variants (ablations)")
+    p.set_defaults(func=cmd_variants)
 
     return parser
 
