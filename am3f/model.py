@@ -1,0 +1,266 @@
+"""AM3F-FlowNet: one branch per optical-flow map, multi-scale fusion (MSFF), flow reweighting (MOFRW).
+
+What the paper's abstract fixes, and where it lives here:
+
+* input = horizontal flow u, vertical flow v, optical strain; **one branch per map** -> :class:`Branch`
+* **MSFF**: features from several depths of each branch, each through spatial attention, fused
+  -> :class:`SpatialAttention`, :class:`MSFF`
+* **MOFRW**: channel attention in two steps, first one weight per optical flow as a whole, then one
+  weight per channel inside each flow's features -> :class:`MOFRW`
+* classification -> :class:`Head`; the logit-adjusted loss is in :mod:`am3f.losses`.
+
+Everything else (widths, depths, attention forms, pooling) is *our choice*; see docs/design-choices.md.
+
+The model takes ONE tensor (N, 3, H, W) in (u, v, strain) order with values in [0, 1] (what
+:mod:`am3f.data` produces), normalises it and splits it internally, so pytorch-grad-cam and the LOSO
+engine can treat it like any image classifier. It works for any input size >= 8 (28, 64, 112, ...).
+A variant is a plain :class:`ModelConfig`; :func:`build_model` accepts a config, a dict or a name
+from :data:`VARIANTS` (``am3f variants`` lists them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import CHANNELS
+from .errors import AM3FError
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass(frozen=True)
+class ModelConfig:
+    """Plain-data description of a model variant (saved in run directories and checkpoints)."""
+
+    arch: str = "am3f"  # "am3f" or "ststnet" (the peer, trained from scratch)
+    flows: tuple[str, ...] = CHANNELS  # which maps get a branch, a subset of ("u", "v", "strain")
+    widths: tuple[int, ...] = (8, 16, 32)  # channels of each branch stage (one conv block per stage)
+    first_stride: int = 3  # stride of the first conv (early downsampling keeps CPU training fast)
+    first_pool: int = 2  # downsampling after stage 1 (later stages halve)
+    downsample: str = "maxpool"  # between stages: "maxpool" or "stride" (strided conv, cheaper)
+    msff: bool = True  # fuse every stage (each through spatial attention); False: last stage only, no attention
+    msff_grid: int = 2  # attended maps are average-pooled to grid x grid cells (keeps coarse face layout)
+    sa_kernel: int = 3  # spatial-attention conv kernel
+    flow_weights: bool = True  # MOFRW step 1: one weight per optical flow
+    channel_weights: bool = True  # MOFRW step 2: one weight per channel inside each flow
+    reduction: int = 4  # MLP bottleneck of the channel-weight step
+    dropout: float = 0.5
+    n_classes: int = 3
+    # input normalisation, applied inside the model: (x - mean) / std per (u, v, strain) channel.
+    # u, v are centred at 0.5 so that zero padding reads as "no motion" and a mirrored u is exactly -u.
+    mean: tuple[float, ...] = (0.5, 0.5, 0.0)
+    std: tuple[float, ...] = (0.25, 0.25, 0.25)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise AM3FError(f"unknown model config field(s): {', '.join(sorted(unknown))}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kw)
+
+
+# ----------------------------------------------------------------------------- blocks
+def conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
+
+
+class Branch(nn.Module):
+    """A small CNN over ONE flow map; returns the feature map of every stage (shallow -> deep)."""
+
+    def __init__(self, widths: tuple[int, ...], first_pool: int = 2, first_stride: int = 1,
+                 downsample: str = "maxpool"):
+        super().__init__()
+        if downsample not in ("maxpool", "stride"):
+            raise AM3FError(f"downsample must be 'maxpool' or 'stride', got {downsample!r}")
+        chans = (1,) + tuple(widths)
+        self.pools = [first_pool] + [2] * (len(widths) - 2)  # downsampling factor between stages
+        strides = [first_stride] + (self.pools if downsample == "stride" else [1] * (len(widths) - 1))
+        self.stages = nn.ModuleList(conv_block(chans[i], chans[i + 1], strides[i]) for i in range(len(widths)))
+        self.maxpool = downsample == "maxpool"
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for i, stage in enumerate(self.stages):
+            if i > 0 and self.maxpool:
+                k = self.pools[i - 1]
+                x = F.max_pool2d(x, k, k, ceil_mode=True)
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+    @property
+    def last_conv(self) -> nn.Module:
+        return self.stages[-1]
+
+
+class SpatialAttention(nn.Module):
+    """CBAM-style: [mean, max] over channels -> conv -> sigmoid -> one weight per pixel."""
+
+    def __init__(self, kernel: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        desc = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.conv(desc))
+
+
+class MSFF(nn.Module):
+    """Multi-scale feature fusion for one branch: every stage through spatial attention, pooled to a
+    grid x grid layout, concatenated into one vector. ``enabled=False`` keeps the last stage only."""
+
+    def __init__(self, widths: tuple[int, ...], grid: int = 2, kernel: int = 3, enabled: bool = True):
+        super().__init__()
+        self.enabled, self.grid = enabled, grid
+        n = len(widths) if enabled else 0
+        self.attn = nn.ModuleList(SpatialAttention(kernel) for _ in range(n))
+        self.out_dim = (sum(widths) if enabled else widths[-1]) * grid * grid
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        if not self.enabled:
+            return F.adaptive_avg_pool2d(feats[-1], self.grid).flatten(1)
+        return torch.cat([F.adaptive_avg_pool2d(sa(f), self.grid).flatten(1) for sa, f in zip(self.attn, feats)], 1)
+
+
+class MOFRW(nn.Module):
+    """Multi-optical-flow feature reweighting, two steps of channel attention over the branch vectors:
+
+    1. flow weights: an MLP over all branches' vectors gives one weight per flow (softmax, scaled so
+       the weights average 1), multiplying that branch's whole vector;
+    2. channel weights: per branch, a squeeze-excitation MLP gives one sigmoid weight per channel.
+
+    With both steps off it is plain concatenation (the ``no_mofrw`` ablation)."""
+
+    def __init__(self, n_flows: int, dim: int, flow_weights: bool = True, channel_weights: bool = True,
+                 reduction: int = 4):
+        super().__init__()
+        self.n_flows = n_flows
+        hidden = max(dim // reduction, 4)
+        self.flow_mlp = (nn.Sequential(nn.Linear(n_flows * dim, hidden), nn.ReLU(inplace=True),
+                                       nn.Linear(hidden, n_flows)) if flow_weights and n_flows > 1 else None)
+        self.channel_mlps = (nn.ModuleList(nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True),
+                                                         nn.Linear(hidden, dim)) for _ in range(n_flows))
+                             if channel_weights else None)
+        self.last_flow_weights: torch.Tensor | None = None  # (N, n_flows), for inspection
+
+    def forward(self, vecs: list[torch.Tensor]) -> torch.Tensor:
+        if self.flow_mlp is not None:
+            w = torch.softmax(self.flow_mlp(torch.cat(vecs, 1)), dim=1) * self.n_flows
+            self.last_flow_weights = w.detach()
+            vecs = [v * w[:, i:i + 1] for i, v in enumerate(vecs)]
+        if self.channel_mlps is not None:
+            vecs = [v * torch.sigmoid(mlp(v)) for v, mlp in zip(vecs, self.channel_mlps)]
+        return torch.cat(vecs, 1)
+
+
+class Head(nn.Module):
+    def __init__(self, dim: int, n_classes: int, dropout: float):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(dim, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(x))
+
+
+# ----------------------------------------------------------------------------- model
+class AM3FFlowNet(nn.Module):
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
+        super().__init__()
+        if not cfg.flows or any(f not in CHANNELS for f in cfg.flows) or len(set(cfg.flows)) != len(cfg.flows):
+            raise AM3FError(f"flows must be distinct names from {CHANNELS}, got {cfg.flows}")
+        self.cfg = cfg
+        self.flow_index = [CHANNELS.index(f) for f in cfg.flows]
+        self.register_buffer("mean", torch.tensor(cfg.mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.branches = nn.ModuleDict({f: Branch(cfg.widths, cfg.first_pool, cfg.first_stride, cfg.downsample) for f in cfg.flows})
+        self.msff = nn.ModuleDict({f: MSFF(cfg.widths, cfg.msff_grid, cfg.sa_kernel, cfg.msff) for f in cfg.flows})
+        dim = self.msff[cfg.flows[0]].out_dim
+        self.mofrw = MOFRW(len(cfg.flows), dim, cfg.flow_weights, cfg.channel_weights, cfg.reduction)
+        self.head = Head(len(cfg.flows) * dim, cfg.n_classes, cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        vecs = [self.msff[f](self.branches[f](x[:, i:i + 1])) for f, i in zip(self.cfg.flows, self.flow_index)]
+        return self.head(self.mofrw(vecs))
+
+    def cam_target_layers(self) -> list[nn.Module]:
+        """Last conv block of every branch (pass one, or all, to pytorch-grad-cam's ``target_layers``)."""
+        return [self.branches[f].last_conv for f in self.cfg.flows]
+
+
+class STSTNetScratch(nn.Module):
+    """The peer :class:`am3f.ststnet.STSTNet` (same layers) for training from scratch under our protocol.
+
+    The published architecture expects raw 0..255 BGR; we keep that conversion so the layers are
+    literally the published ones."""
+
+    def __init__(self, cfg: ModelConfig, image_size: int = 28):
+        super().__init__()
+        from .ststnet import STSTNet
+
+        self.cfg = cfg
+        self.net = STSTNet(n_classes=cfg.n_classes, dropout=cfg.dropout, image_size=image_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def cam_target_layers(self) -> list[nn.Module]:
+        return [self.net.bn1, self.net.bn2, self.net.bn3]
+
+
+# ----------------------------------------------------------------------------- variants
+FULL = ModelConfig()
+STSTNET = ModelConfig(arch="ststnet", dropout=0.5)
+
+# name -> (model config, overrides of the training config, one-line description)
+VARIANTS: dict[str, tuple[ModelConfig, dict, str]] = {
+    "full": (FULL, {}, "AM3F-FlowNet: u/v/strain branches, MSFF, two-step MOFRW, logit-adjusted loss"),
+    "no_msff": (replace(FULL, msff=False), {}, "last stage only, no spatial attention"),
+    "no_mofrw": (replace(FULL, flow_weights=False, channel_weights=False), {}, "plain concatenation of branches"),
+    "flow_weights_only": (replace(FULL, channel_weights=False), {}, "MOFRW step 1 only (one weight per flow)"),
+    "channel_weights_only": (replace(FULL, flow_weights=False), {}, "MOFRW step 2 only (per-channel weights)"),
+    "ce_loss": (FULL, {"tau": 0.0}, "plain cross-entropy instead of logit adjustment"),
+    "tau0.5": (FULL, {"tau": 0.5}, "logit adjustment with tau = 0.5"),
+    "tau2": (FULL, {"tau": 2.0}, "logit adjustment with tau = 2"),
+    "u": (replace(FULL, flows=("u",)), {}, "single branch: horizontal flow u"),
+    "v": (replace(FULL, flows=("v",)), {}, "single branch: vertical flow v"),
+    "strain": (replace(FULL, flows=("strain",)), {}, "single branch: optical strain"),
+    "uv": (replace(FULL, flows=("u", "v")), {}, "two branches: u and v (no strain)"),
+    "u_strain": (replace(FULL, flows=("u", "strain")), {}, "two branches: u and strain"),
+    "v_strain": (replace(FULL, flows=("v", "strain")), {}, "two branches: v and strain"),
+    "ststnet": (STSTNET, {}, "peer STSTNet (Liong et al. 2019) trained from scratch under the same protocol"),
+}
+
+
+def get_variant(name: str) -> tuple[ModelConfig, dict]:
+    if name not in VARIANTS:
+        raise AM3FError(f"unknown variant {name!r} (known: {', '.join(VARIANTS)})")
+    cfg, train_overrides, _ = VARIANTS[name]
+    return cfg, dict(train_overrides)
+
+
+def build_model(spec: str | ModelConfig | dict = "full", image_size: int = 28) -> nn.Module:
+    """A fresh model from a variant name, a :class:`ModelConfig` or its dict form."""
+    if isinstance(spec, str):
+        spec = get_variant(spec)[0]
+    elif isinstance(spec, dict):
+        spec = ModelConfig.from_dict(spec)
+    if spec.arch == "am3f":
+        return AM3FFlowNet(spec)
+    if spec.arch == "ststnet":
+        return STSTNetScratch(spec, image_size=image_size)
+    raise AM3FError(f"unknown architecture {spec.arch!r} (am3f or ststnet)")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,159 @@
+"""Composite LOSO benchmark: AM3F-FlowNet vs STSTNet trained from scratch, same protocol, side by side.
+
+    python benchmarks/bench_loso.py [--data DIR] [--seeds 0 1 2] [--runs runs] [--models am3f ststnet]
+
+For every model and seed: the full leave-one-subject-out run (68 folds on the composite set) with the
+fixed schedule declared in am3f.train (no epoch picking, no tuning on held-out subjects). Prints
+composite and per-dataset UF1 / UAR (mean ± std over seeds), the same scores on the half of the
+subjects never used for development (am3f.train.holdout_subjects), wall time per seed, parameter
+count and device. Run directories: RUNS/am3f-composite and RUNS/ststnet-scratch-composite (resumable;
+`am3f score RUN_DIR` rescores them).
+
+This is a script, not a test: one seed takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from am3f.data import load_dataset
+from am3f.loso import load_predictions, run_loso
+from am3f.metrics import megc_scores, summarize
+from am3f.model import build_model, count_parameters
+from am3f.train import TrainRunner, dev_subjects, holdout_subjects, resolve_variant
+from am3f.utils import pick_device
+
+MODELS = {"am3f": ("full", "am3f-composite"), "ststnet": ("ststnet", "ststnet-scratch-composite")}
+
+
+def mean_std(vals: list[float]) -> str:
+    vals = np.asarray(vals, dtype=float)
+    return f"{vals.mean():.4f} ± {vals.std(ddof=1) if len(vals) > 1 else 0.0:.4f}"
+
+
+def half_scores(preds, subjects: list[str]) -> dict[str, list[float]]:
+    part = preds[preds["subject"].astype(str).isin(subjects)]
+    out = {"uf1": [], "uar": []}
+    for _, g in part.groupby("seed"):
+        s = megc_scores(g["label"].to_numpy(), g["pred"].to_numpy())
+        out["uf1"].append(s["uf1"])
+        out["uar"].append(s["uar"])
+    return out
+
+
+def run_dev_cv(args: argparse.Namespace) -> int:
+    from am3f.train import dev_cv
+
+    data = load_dataset(args.data)
+    dev = dev_subjects(data)
+    print(f"development half: {len(dev)} subjects, {int(np.isin(data.subjects, dev).sum())} samples; "
+          f"subject-grouped 5-fold CV inside it; seeds {' '.join(map(str, args.dev_seeds))}")
+    for variant in args.dev_cv:
+        model_cfg, train_cfg = resolve_variant(variant)
+        t0 = time.perf_counter()
+        r = dev_cv(data, model_cfg, train_cfg, seeds=tuple(args.dev_seeds), device=pick_device(args.device))
+        uf1 = [v["uf1"] for v in r["per_seed"].values()]
+        uar = [v["uar"] for v in r["per_seed"].values()]
+        print(f"{variant:<22} UF1 {mean_std(uf1)}  UAR {mean_std(uar)}  ({time.perf_counter() - t0:.0f} s)",
+              flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.environ.get("AM3F_DATA") or "../shared/data/megc2019-composite")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--runs", default="runs", help="parent folder of the run directories")
+    ap.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--folds", default=None, help="subset of folds (smoke tests only), e.g. 0-3")
+    ap.add_argument("--fresh", action="store_true", help="delete existing run directories first")
+    ap.add_argument("--dev-cv", nargs="+", metavar="VARIANT", default=None,
+                    help="instead of LOSO: subject-grouped 5-fold CV inside the development half only "
+                         "(am3f.train.dev_cv) for these variants -- the evidence used to choose the design")
+    ap.add_argument("--dev-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    args = ap.parse_args(argv)
+    if args.dev_cv:
+        return run_dev_cv(args)
+
+    data = load_dataset(args.data)
+    device = pick_device(args.device)
+    folds = None
+    if args.folds:
+        from am3f.data import parse_index_ranges
+
+        folds = parse_index_ranges(args.folds, len(data.subject_ids))
+    print(data.describe())
+    print(f"device {device}; torch {torch.__version__}; python {platform.python_version()}; "
+          f"{os.cpu_count()} CPU cores; load average at start {os.getloadavg()[0]:.2f}")
+    print("protocol: leave-one-subject-out, fixed declared schedule, prediction at the end of it; "
+          "class priors from the training fold only; no epoch / checkpoint / hyper-parameter picking")
+    holdout = holdout_subjects(data)
+    print(f"untouched half: {len(holdout)} subjects never used during development "
+          f"(development half: {len(dev_subjects(data))})\n")
+
+    results = {}
+    for name in args.models:
+        variant, run_name = MODELS[name]
+        model_cfg, train_cfg = resolve_variant(variant)
+        n_params = count_parameters(build_model(model_cfg, image_size=data.image_size[0]))
+        run = Path(args.runs) / run_name
+        if args.fresh and run.exists():
+            shutil.rmtree(run)
+        config = {"kind": "loso", "model": name, "variant": variant, "model_config": model_cfg.to_dict(),
+                  "train_config": train_cfg.to_dict(), "parameters": n_params}
+        print(f"== {name} (variant {variant}): {n_params:,} parameters -> {run}")
+        print("   train config: " + json.dumps(train_cfg.to_dict()))
+        walls = {}
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            run_loso(data, TrainRunner(model_cfg, train_cfg, device), run, seeds=[seed], folds=folds,
+                     config=config, device=str(device), show_progress=sys.stderr.isatty())
+            walls[seed] = time.perf_counter() - t0
+            print(f"   seed {seed}: {walls[seed]:.1f} s wall ({walls[seed] / len(folds or data.subject_ids):.2f} s/fold, "
+                  f"load average {os.getloadavg()[0]:.2f})", flush=True)
+        preds = load_predictions(run)
+        preds = preds[preds["seed"].isin(args.seeds)]
+        results[name] = {"summary": summarize(preds), "walls": walls, "params": n_params, "run": run,
+                         "holdout": half_scores(preds, holdout), "dev": half_scores(preds, dev_subjects(data))}
+
+    print("\n" + "=" * 96)
+    print(f"Composite LOSO, seeds {' '.join(map(str, args.seeds))} (mean ± std over seeds), device {device}")
+    head = f"{'model':<22}{'subset':<22}{'n':>5}  {'UF1':>17}  {'UAR':>17}"
+    print(head)
+    print("-" * len(head))
+    for name, r in results.items():
+        label = {"am3f": "AM3F-FlowNet (ours)", "ststnet": "STSTNet (scratch)"}[name]
+        for subset, e in r["summary"]["subsets"].items():
+            uf1 = [v["uf1"] for v in e["per_seed"].values()]
+            uar = [v["uar"] for v in e["per_seed"].values()]
+            print(f"{label:<22}{e['title']:<22}{e['n']:>5}  {mean_std(uf1):>17}  {mean_std(uar):>17}")
+            label = ""
+        print(f"{'':<22}{'untouched half':<22}{'':>5}  {mean_std(r['holdout']['uf1']):>17}  "
+              f"{mean_std(r['holdout']['uar']):>17}")
+        print(f"{'':<22}{'development half':<22}{'':>5}  {mean_std(r['dev']['uf1']):>17}  "
+              f"{mean_std(r['dev']['uar']):>17}")
+    print()
+    for name, r in results.items():
+        walls = list(r["walls"].values())
+        comp = r["summary"]["subsets"]["composite"]["per_seed"]
+        per_seed = ", ".join(f"seed {s}: {v['uf1']:.4f}/{v['uar']:.4f}" for s, v in comp.items())
+        print(f"{name:<8} params {r['params']:>8,}   wall/seed {np.mean(walls):6.1f} s "
+              f"(max {np.max(walls):.1f} s)   per seed UF1/UAR: {per_seed}")
+    print("\nrun directories: " + ", ".join(str(r["run"]) for r in results.values()))
+    print("note: wall times measured on a shared machine (another process may use the same cores)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
