@@ -163,14 +163,27 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def predict_inputs(args: argparse.Namespace, image_size: tuple[int, int]):
-    """(names, x) to classify. Today: flow images (PNG, R=u G=v B=strain). Hook for a frames-based
-    mode: a later ``--onset/--apex`` option computes the flow image first and returns it here."""
+    """(names, x) to classify: flow images as given, or the flow image of one onset/apex pair."""
     import numpy as np
 
     from .data import read_flow_image
 
+    if args.onset:
+        if args.images:
+            raise AM3FError("give either FLOW_IMAGE files or --onset/--apex frames, not both")
+        from .flow import compute_flow, flow_to_image
+        from .frames import load_pair
+
+        pair = load_pair(args.onset, args.apex, detect=not args.no_face_detect)
+        flow = compute_flow(pair.onset, pair.apex, args.method, names=(args.onset, args.apex or args.onset))
+        # the same 8-bit image the composite loader reads, so frames and flow PNGs give equal inputs
+        img = flow_to_image(flow, size=image_size[0])
+        name = f"{args.onset} -> {args.apex}" if args.apex else str(args.onset)
+        return [name], (img.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+    if args.apex:
+        raise AM3FError("--apex needs --onset")
     if not args.images:
-        raise AM3FError("give at least one FLOW_IMAGE")
+        raise AM3FError("give at least one FLOW_IMAGE, or --onset ONSET --apex APEX")
     arrays = [read_flow_image(Path(p), tuple(image_size)) for p in args.images]
     return list(args.images), np.stack(arrays)
 
@@ -351,9 +364,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="class probabilities of flow images with a trained checkpoint",
                        description="FLOW_IMAGE: a 3-channel flow PNG (R=u, G=v, B=strain) of the checkpoint's "
-                                   "size, like the composite set's flows/.")
+                                   "size, like the composite set's flows/. Or --onset/--apex frames: the face is "
+                                   "cropped and the flow image computed as `am3f flow` does.")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by `am3f train`")
     p.add_argument("images", nargs="*", metavar="FLOW_IMAGE")
+    p.add_argument("--onset", default=None, help="onset frame (or a 2-frame GIF): predict from frames instead")
+    p.add_argument("--apex", default=None, help="apex frame (with --onset)")
+    p.add_argument("--method", default="tvl1", choices=["tvl1", "farneback", "dis"],
+                   help="optical flow method for --onset/--apex (default tvl1)")
+    p.add_argument("--no-face-detect", action="store_true", help="frames are already cropped to the face")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
     p.set_defaults(func=cmd_predict)

@@ -171,38 +171,33 @@ def _first_dir(root: Path, names: Iterable[str]) -> Path | None:
     return None
 
 
+def _sheet_jobs(dataset: str, sheet: Path, frames_root: Path, subject_format: str,
+                offset_column: str) -> list[ClipJob]:
+    """Jobs of a spreadsheet-coded dataset (CASME II, SAMM): one per clip with a MEGC2019 class."""
+    onset_col, apex_col = SHEET_COLUMNS[dataset][2:4]
+    jobs = []
+    for r in read_sheet(sheet, SHEET_COLUMNS[dataset], optional=(offset_column,)):
+        label = emotion_label(r["Estimated Emotion"])
+        if label is None:
+            continue
+        subj = r["Subject"]
+        sub = subject_format.format(int(float(subj))) if _int_or_none(subj) is not None else subj
+        jobs.append(ClipJob(dataset, sub, r["Filename"], label, r["Estimated Emotion"].lower(),
+                            str(frames_root / sub / r["Filename"]), _int_or_none(r[onset_col]),
+                            _int_or_none(r[apex_col]), _int_or_none(r.get(offset_column, ""))))
+    return jobs
+
+
 def casme2_jobs(root: Path, sheet: Path | None = None) -> list[ClipJob]:
-    sheet = sheet or find_sheet(root, "casme")
     frames_root = _first_dir(root, ("Cropped", "cropped", "CASME2_RAW_selected", "CASME2-RAW"))
     if frames_root is None:
         raise DataError(f"{root}: no Cropped/ (or CASME2_RAW_selected/) folder with the CASME II frames")
-    jobs = []
-    for r in read_sheet(sheet, SHEET_COLUMNS["casme2"], optional=("OffsetFrame",)):
-        label = emotion_label(r["Estimated Emotion"])
-        if label is None:
-            continue
-        subj = r["Subject"]
-        sub = f"sub{int(float(subj)):02d}" if _int_or_none(subj) is not None else subj
-        jobs.append(ClipJob("casme2", sub, r["Filename"], label, r["Estimated Emotion"].lower(),
-                            str(frames_root / sub / r["Filename"]), _int_or_none(r["OnsetFrame"]),
-                            _int_or_none(r["ApexFrame"]), _int_or_none(r.get("OffsetFrame", ""))))
-    return jobs
+    return _sheet_jobs("casme2", sheet or find_sheet(root, "casme"), frames_root, "sub{:02d}", "OffsetFrame")
 
 
 def samm_jobs(root: Path, sheet: Path | None = None) -> list[ClipJob]:
-    sheet = sheet or find_sheet(root, "samm")
     frames_root = _first_dir(root, ("SAMM", "samm")) or root
-    jobs = []
-    for r in read_sheet(sheet, SHEET_COLUMNS["samm"], optional=("Offset Frame",)):
-        label = emotion_label(r["Estimated Emotion"])
-        if label is None:
-            continue
-        subj = r["Subject"]
-        sub = f"{int(float(subj)):03d}" if _int_or_none(subj) is not None else subj
-        jobs.append(ClipJob("samm", sub, r["Filename"], label, r["Estimated Emotion"].lower(),
-                            str(frames_root / sub / r["Filename"]), _int_or_none(r["Onset Frame"]),
-                            _int_or_none(r["Apex Frame"]), _int_or_none(r.get("Offset Frame", ""))))
-    return jobs
+    return _sheet_jobs("samm", sheet or find_sheet(root, "samm"), frames_root, "{:03d}", "Offset Frame")
 
 
 def smic_jobs(root: Path, sheet: Path | None = None) -> list[ClipJob]:

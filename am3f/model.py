@@ -20,7 +20,7 @@ from :data:`VARIANTS` (``am3f variants`` lists them).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,7 @@ from torch import nn
 
 from .data import CHANNELS
 from .errors import AM3FError
+from .utils import config_from_dict
 
 
 # ----------------------------------------------------------------------------- config
@@ -59,12 +60,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise AM3FError(f"unknown model config field(s): {', '.join(sorted(unknown))}")
-        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**kw)
+        return config_from_dict(cls, d, "model")
 
 
 # ----------------------------------------------------------------------------- blocks

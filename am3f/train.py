@@ -17,7 +17,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from .data import CHANNELS, FlowDataset
 from .errors import AM3FError
 from .losses import class_priors, logit_adjusted_cross_entropy
 from .model import ModelConfig, build_model, count_parameters, get_variant
-from .utils import progress
+from .utils import config_from_dict, progress
 
 
 # ----------------------------------------------------------------------------- the schedule
@@ -62,11 +62,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise AM3FError(f"unknown training config field(s): {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return config_from_dict(cls, d, "training")
 
 
 DEFAULT_TRAIN = TrainConfig()

@@ -46,3 +46,15 @@ def progress(iterable: Iterable[T], **kwargs) -> "tqdm":  # noqa: F821
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
+
+
+def config_from_dict(cls: type[T], d: dict, what: str) -> T:
+    """A config dataclass from its JSON form (lists back to tuples); unknown keys are an error."""
+    from dataclasses import fields
+
+    from .errors import AM3FError
+
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise AM3FError(f"unknown {what} config field(s): {', '.join(sorted(unknown))}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})

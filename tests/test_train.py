@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
 from am3f.cli import main
-from am3f.data import FlowDataset, load_flow_dataset
+from am3f.data import FlowDataset
 from am3f.loso import run_loso
 from am3f.losses import class_priors
 from am3f.metrics import summarize

@@ -1,0 +1,36 @@
+"""`am3f predict --onset --apex` gives the same answer as predicting the flow image `am3f flow` writes."""
+
+import json
+
+import pytest
+
+from am3f.cli import main
+from am3f.synth import default_synthetic_root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    assert main(["train", "--data", str(default_synthetic_root()), "--out", str(path), "--epochs", "2",
+                 "--device", "cpu"]) == 0
+    return path
+
+
+def test_frames_and_flow_image_give_the_same_prediction(checkpoint, tmp_path, capsys):
+    frames = default_synthetic_root() / "frames"
+    onset, apex = frames / "synth01_c001_onset.png", frames / "synth01_c001_apex.png"
+    flow_png = tmp_path / "flow.png"
+    assert main(["flow", str(onset), str(apex), "--out", str(flow_png), "--no-face-detect"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(checkpoint), "--json", str(flow_png)]) == 0
+    from_image = json.loads(capsys.readouterr().out)[0]
+    assert main(["predict", "--checkpoint", str(checkpoint), "--json", "--onset", str(onset),
+                 "--apex", str(apex), "--no-face-detect"]) == 0
+    from_frames = json.loads(capsys.readouterr().out)[0]
+    assert from_frames["probs"] == pytest.approx(from_image["probs"], abs=1e-6)
+    assert abs(sum(from_frames["probs"].values()) - 1) < 1e-4
+
+
+def test_predict_needs_some_input(checkpoint, capsys):
+    assert main(["predict", "--checkpoint", str(checkpoint)]) == 2
+    assert "--onset" in capsys.readouterr().err
