@@ -16,6 +16,7 @@ measure how much epoch-picking would inflate results; nothing here ever selects 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -71,7 +72,9 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
+    # once per process: the code a process runs is the code it imported
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
                              capture_output=True, text=True, timeout=5)
@@ -155,7 +158,8 @@ def _write_fold(out: Path, data: FlowDataset, test: FlowDataset, result: FoldOut
                             sample_ids=test.sample_ids)
     _atomic_write_text(Path(f"{stem}.csv"), frame.to_csv(index=False, float_format="%.6f"))
     meta = {"seed": seed, "fold": fold, "subject": subject, "n_train": n_train, "n_test": len(test),
-            "wall_s": round(wall, 4), "device": device, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "wall_s": round(wall, 4), "device": device, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "am3f_version": __version__, "git_commit": git_commit()}
     if result.info:
         meta["info"] = result.info
     _atomic_write_text(Path(f"{stem}.json"), json.dumps(meta, indent=2))
@@ -182,10 +186,14 @@ def merge_run(out: str | os.PathLike) -> pd.DataFrame:
     seeds = sorted({m["seed"] for m in metas})
     per_seed = {s: sorted(m["fold"] for m in metas if m["seed"] == s) for s in seeds}
     complete = n_subjects is not None and all(len(f) == n_subjects for f in per_seed.values())
+    # provenance of the code that trained the folds, not of whoever merges them later
+    previous = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    commits = sorted({str(m["git_commit"]) for m in metas if m.get("git_commit")})
+    versions = sorted({m["am3f_version"] for m in metas if m.get("am3f_version")})
     run = {
         "config": config,
-        "am3f_version": __version__,
-        "git_commit": git_commit(),
+        "am3f_version": ", ".join(versions) or previous.get("am3f_version", __version__),
+        "git_commit": ", ".join(commits) or previous.get("git_commit"),
         "python": platform.python_version(),
         "torch": _torch_version(),
         "host": platform.node(),
@@ -193,8 +201,8 @@ def merge_run(out: str | os.PathLike) -> pd.DataFrame:
         "complete": complete,
         "folds_done": {str(s): len(f) for s, f in per_seed.items()},
         "wall_s_per_seed": {str(s): round(sum(m["wall_s"] for m in metas if m["seed"] == s), 2) for s in seeds},
-        "folds": [{k: m[k] for k in ("seed", "fold", "subject", "n_train", "n_test", "wall_s", "device")}
-                  for m in metas],
+        "folds": [{k: m.get(k) for k in ("seed", "fold", "subject", "n_train", "n_test", "wall_s", "device",
+                                         "git_commit")} for m in metas],
     }
     _atomic_write_text(out / "run.json", json.dumps(run, indent=2))
     return preds

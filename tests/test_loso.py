@@ -101,3 +101,15 @@ def test_rerun_with_tuples_in_config_resumes(fake_composite, tmp_path):
     resumed = MeanColourRunner()
     run_loso(data, resumed, tmp_path / "run", config={"widths": (8, 16)}, show_progress=False)
     assert resumed.calls == []
+
+
+def test_run_json_keeps_the_training_commit_when_merged_later(fake_composite, tmp_path, monkeypatch):
+    import am3f.loso as loso
+
+    data = load_flow_dataset(fake_composite)
+    monkeypatch.setattr(loso, "git_commit", lambda: "abc123")
+    run_loso(data, MeanColourRunner(), tmp_path / "run", show_progress=False)
+    monkeypatch.setattr(loso, "git_commit", lambda: "later")
+    merge_run(tmp_path / "run")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["git_commit"] == "abc123" and run["folds"][0]["git_commit"] == "abc123"
