@@ -126,38 +126,36 @@ def _model_variant(args: argparse.Namespace) -> str:
     return variant
 
 
-def cmd_loso(args: argparse.Namespace) -> None:
+def _training_setup(args: argparse.Namespace):
+    """(variant, model config, train config, data, device) shared by `loso` and `train`."""
     from .data import load_dataset
-    from .loso import run_loso
-    from .model import build_model, count_parameters
-    from .train import TrainRunner, resolve_variant
+    from .train import resolve_variant
     from .utils import pick_device
 
     variant = _model_variant(args)
     model_cfg, train_cfg = resolve_variant(variant, **_train_overrides(args))
     data = load_dataset(args.data)
-    device = pick_device(args.device)
     print(data.describe())
-    n_params = count_parameters(build_model(model_cfg, image_size=data.image_size[0]))
-    print(f"model {args.model} variant {variant}: {n_params:,} parameters; device {device}; "
+    return variant, model_cfg, train_cfg, data, pick_device(args.device)
+
+
+def cmd_loso(args: argparse.Namespace) -> None:
+    from .loso import run_loso
+    from .train import TrainRunner, loso_config
+
+    variant, model_cfg, train_cfg, data, device = _training_setup(args)
+    config = loso_config(data, variant, **_train_overrides(args))
+    print(f"model {args.model} variant {variant}: {config['parameters']:,} parameters; device {device}; "
           f"{train_cfg.epochs} epochs x {train_cfg.n_models} model(s) per fold")
-    config = {"kind": "loso", "model": args.model, "variant": variant, "model_config": model_cfg.to_dict(),
-              "train_config": train_cfg.to_dict(), "parameters": n_params}
     run_loso(data, TrainRunner(model_cfg, train_cfg, device, record_epochs=not args.no_epoch_scores), args.out,
              seeds=args.seeds, config=config, device=str(device), folds=_folds(args, data))
     print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .data import load_dataset
-    from .train import resolve_variant, train_final
-    from .utils import pick_device
+    from .train import train_final
 
-    variant = _model_variant(args)
-    model_cfg, train_cfg = resolve_variant(variant, **_train_overrides(args))
-    data = load_dataset(args.data)
-    device = pick_device(args.device)
-    print(data.describe())
+    variant, model_cfg, train_cfg, data, device = _training_setup(args)
     out = train_final(data, model_cfg, train_cfg, args.out, seed=args.seed, device=device, variant=variant)
     print(f"trained {args.model} ({variant}) on all {len(data.subject_ids)} subjects; checkpoint written to {out}")
 

@@ -48,6 +48,12 @@ class FoldRunner(Protocol):
     def __call__(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput: ...
 
 
+def dataset_info(data: FlowDataset) -> dict:
+    """What a run's config.json records about its data."""
+    return {"name": data.name, "root": str(data.root) if data.root else None, "synthetic": data.synthetic,
+            "n_samples": len(data), "n_subjects": len(data.subject_ids)}
+
+
 def split_fold(data: FlowDataset, subject: str) -> tuple[FlowDataset, FlowDataset]:
     """Training set (all other subjects) and test set (this subject)."""
     test_mask = data.subjects == subject
@@ -116,9 +122,7 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
     subjects = data.subject_ids
     fold_ids = list(range(len(subjects))) if folds is None else list(folds)
     config = dict(config or {})
-    config.setdefault("dataset", {"name": data.name, "root": str(data.root) if data.root else None,
-                                  "synthetic": data.synthetic, "n_samples": len(data),
-                                  "n_subjects": len(subjects)})
+    config.setdefault("dataset", dataset_info(data))
     config = _prepare_run_dir(out, config)
 
     todo = [(s, k) for s in seeds for k in fold_ids if not (out / "folds" / f"{fold_stem(s, k)}.json").exists()]

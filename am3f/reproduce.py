@@ -152,23 +152,13 @@ def _parse_seeds(seeds: Sequence[int] | int | str) -> list[int]:
 def run_config(data, model: str = "am3f", variant: str = "full", epochs: int = 0) -> dict:
     """The configuration stored in config.json of a notebook-made run: what `am3f loso` stores for the
     same model, variant and epochs (variant, full model/train configs, parameter count, dataset)."""
-    from .train import resolve_variant
+    from .train import loso_config
 
     if model not in ("am3f", "ststnet"):
         raise AM3FError(f"unknown model {model!r} (am3f or ststnet)")
     if model == "ststnet" and variant == "full":
         variant = "ststnet"
-    from .model import build_model, count_parameters
-
-    model_cfg, train_cfg = resolve_variant(variant, epochs=epochs or None)
-    n_params = count_parameters(build_model(model_cfg, image_size=data.image_size[0]))
-    # the same keys as `am3f loso` writes, so a CLI run and a notebook run of one setting are one run
-    config = {"kind": "loso", "model": model_cfg.arch, "variant": variant, "model_config": model_cfg.to_dict(),
-              "train_config": train_cfg.to_dict(), "parameters": n_params,
-              "dataset": {"name": data.name, "root": str(data.root) if data.root else None,
-                          "synthetic": data.synthetic, "n_samples": len(data), "n_subjects": len(data.subject_ids)}}
-    # as it will read back from config.json (tuples become lists), so a rerun compares equal
-    return json.loads(json.dumps(config))
+    return loso_config(data, variant, epochs=epochs or None)
 
 
 # execution settings that do not change what is computed (the results), left out of the hash

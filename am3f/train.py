@@ -79,6 +79,21 @@ def resolve_variant(name: str, **train_overrides) -> tuple[ModelConfig, TrainCon
     return model_cfg, replace(train_cfg, **overrides)
 
 
+def loso_config(data: FlowDataset, variant: str, **train_overrides) -> dict:
+    """The config.json of a LOSO run of ``variant`` on ``data`` (as it reads back from JSON): the CLI
+    and the notebooks build it here, so one setting always makes one run directory."""
+    import json
+
+    from .loso import dataset_info
+
+    model_cfg, train_cfg = resolve_variant(variant, **train_overrides)
+    config = {"kind": "loso", "model": model_cfg.arch, "variant": variant, "model_config": model_cfg.to_dict(),
+              "train_config": train_cfg.to_dict(),
+              "parameters": count_parameters(build_model(model_cfg, image_size=data.image_size[0])),
+              "dataset": dataset_info(data)}
+    return json.loads(json.dumps(config))
+
+
 # ----------------------------------------------------------------------------- augmentation
 def hflip_flow(x: torch.Tensor) -> torch.Tensor:
     """Mirror flow images left-right: every map is mirrored and the horizontal flow u changes sign.
