@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Executes notebooks/00..08 in order with the profile's parameters; executed "
                                    "notebooks go to OUT, figures (PNG + PDF) and tables (Markdown + LaTeX) to "
                                    "OUT/figures, LOSO runs to OUT/runs. quick: minutes on 2 CPU cores (few folds "
-                                   "and epochs, one seed); full: every fold, 3 seeds, every ablation variant.")
+                                   "and epochs, one seed); full: every fold, 3 seeds for the main model, every "
+                                   "ablation variant on one seed.")
     p.add_argument("--data", default=None, help=DATA_HELP)
     p.add_argument("--profile", choices=["quick", "full"], default="quick", help="size of the runs (default: quick)")
     p.add_argument("--out", default=None,
