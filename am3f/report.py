@@ -454,11 +454,27 @@ def write_table(df: pd.DataFrame, figures_dir: str | os.PathLike, stem: str, cap
     return paths
 
 
+PER_SAMPLE_DIR = "per-sample"
+PER_SAMPLE_NOTE = """# per-sample figures of licence-restricted data
+
+Each figure here renders individual samples (flow images, Grad-CAM maps over them) of a
+licence-restricted data set. They are for your own inspection: keep them local and do not publish or
+commit them. Aggregate figures and tables sit one folder up.
+"""
+
+
 def save_figure(fig, figures_dir: str | os.PathLike, stem: str, synthetic: bool = False,
-                formats: Sequence[str] = ("png", "pdf"), dpi: int = 150) -> list[Path]:
-    """Save a matplotlib figure as PNG and PDF; synthetic figures get a ``_synthetic`` suffix."""
-    out = Path(figures_dir)
+                formats: Sequence[str] = ("png", "pdf"), dpi: int = 150, per_sample: bool = False) -> list[Path]:
+    """Save a matplotlib figure as PNG and PDF; synthetic figures get a ``_synthetic`` suffix.
+
+    ``per_sample=True`` marks a figure that renders individual samples: for real (licence-restricted)
+    data it goes to ``figures_dir/per-sample/``, away from the aggregate outputs that may be published.
+    """
+    restricted = per_sample and not synthetic
+    out = Path(figures_dir) / PER_SAMPLE_DIR if restricted else Path(figures_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if restricted:
+        (out / "README.md").write_text(PER_SAMPLE_NOTE)
     if synthetic and not stem.endswith("_synthetic"):
         stem = f"{stem}_synthetic"
     paths = []

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import AM3FError
+from .report import PER_SAMPLE_DIR
 
 OUT_ENV = "AM3F_OUT"
 SHARED_ENV = "AM3F_SHARED"
@@ -349,5 +350,7 @@ def summary_lines(out: str | os.PathLike) -> list[str]:
     return [f"executed notebooks: {out}/NN_*.ipynb",
             f"figures: {out / 'figures'} ({n_png} PNG, {n_pdf} PDF)",
             f"tables:  {out / 'figures'} ({n_tab} Markdown/LaTeX files, e.g. results*.md, peers*.tex)",
+            *([f"per-sample figures of licence-restricted data (keep local): {out / 'figures' / PER_SAMPLE_DIR}"]
+              if (out / "figures" / PER_SAMPLE_DIR).is_dir() else []),
             f"runs:    {out / 'runs'}",
             f"timings: {out / 'reproduce.json'}"]

@@ -159,6 +159,20 @@ def test_synthetic_labelling(run_dir, tmp_path):
     assert [p.name for p in paths] == ["cm_synthetic.png", "cm_synthetic.pdf"]
 
 
+def test_per_sample_figures_of_real_data_are_kept_apart(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()
+    real = report.save_figure(fig, tmp_path, "gallery", per_sample=True)
+    assert [p.relative_to(tmp_path).as_posix() for p in real] == ["per-sample/gallery.png", "per-sample/gallery.pdf"]
+    assert "do not publish" in (tmp_path / report.PER_SAMPLE_DIR / "README.md").read_text()
+    synthetic = report.save_figure(fig, tmp_path, "gallery", synthetic=True, per_sample=True)
+    assert [p.relative_to(tmp_path).as_posix() for p in synthetic] == ["gallery_synthetic.png", "gallery_synthetic.pdf"]
+    aggregate = report.save_figure(fig, tmp_path, "confusion")
+    assert aggregate[0] == tmp_path / "confusion.png"
+    plt.close(fig)
+
+
 def test_flow_colour_picture_encodes_direction():
     u = np.array([[1.0, -1.0, 0.0, 0.0]], dtype=np.float32)
     v = np.array([[0.0, 0.0, 1.0, 0.0]], dtype=np.float32)

@@ -40,3 +40,13 @@ def test_no_licence_restricted_file_is_tracked():
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.splitlines()
     assert not [f for f in tracked if f.endswith((".pth", ".gif"))]
     assert not [f for f in tracked if f.startswith("flows/") or "/flows/" in f]
+
+
+def test_committed_real_data_figures_are_aggregate_only():
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "figures"], cwd=REPO, capture_output=True, text=True).stdout.splitlines()
+    real = [f for f in tracked if not f.startswith("figures/synthetic/")]
+    assert "figures/results.md" in real
+    per_sample = [f for f in real if "/per-sample/" in f or Path(f).name.startswith(("flow_gallery", "gradcam_sample", "gradcam_per_class"))]
+    assert not per_sample, f"per-sample renderings of licence-restricted data are tracked: {per_sample}"
