@@ -15,53 +15,49 @@ DATA_HELP = "dataset directory in the composite layout (default: $AM3F_DATA, els
 # ----------------------------------------------------------------------------- evaluate-weights
 def cmd_evaluate_weights(args: argparse.Namespace) -> None:
     from .data import load_dataset
-    from .loso import run_loso
-    from .ststnet import PublishedWeightsRunner, check_weights_dir
+    from .ststnet import evaluate_published_weights
     from .utils import pick_device
 
     if args.model != "ststnet":
         raise AM3FError(f"no published weights reader for model {args.model!r} (available: ststnet)")
     data = load_dataset(args.data)
-    weights = check_weights_dir(args.weights, data.subject_ids)
-    device = pick_device(args.device)
     print(data.describe())
-    config = {"kind": "evaluate-weights", "model": args.model, "weights": str(Path(weights).resolve())}
-    run_loso(data, PublishedWeightsRunner(weights, device), args.out, seeds=[0], config=config,
-             device=str(device), folds=_folds(args, data))
+    evaluate_published_weights(args.weights, data, args.out, device=pick_device(args.device), folds=_folds(args, data))
     print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
 
 
 # ----------------------------------------------------------------------------- score
 def cmd_score(args: argparse.Namespace) -> None:
-    from .loso import load_predictions
     from .metrics import format_summary, summarize
+    from .rundir import load_run
 
-    run = Path(args.run_dir)
-    preds = load_predictions(run)
-    config = json.loads((run / "config.json").read_text())
-    summary = summarize(preds)
-    run_info = json.loads((run / "run.json").read_text())
-    summary["run"] = {"dir": str(run), "complete": run_info["complete"], "folds_done": run_info["folds_done"],
-                      "synthetic": bool(config.get("dataset", {}).get("synthetic")),
-                      "wall_s_per_seed": run_info["wall_s_per_seed"]}
-    (run / "metrics.json").write_text(json.dumps(summary, indent=2))
-    if summary["run"]["synthetic"]:
+    path = Path(args.run_dir)
+    if not path.exists():
+        raise AM3FError(f"{path}: run directory does not exist")
+    run = load_run(path)
+    summary = summarize(run.predictions)
+    summary["run"] = {"dir": str(path), "complete": run.complete, "folds_done": run.info["folds_done"],
+                      "synthetic": run.synthetic, "wall_s_per_seed": run.info["wall_s_per_seed"]}
+    (path / "metrics.json").write_text(json.dumps(summary, indent=2))
+    if run.synthetic:
         print("[SYNTHETIC DATA] these scores are on the generated synthetic set, not on real micro-expressions")
-    if not run_info["complete"]:
-        print(f"warning: run is incomplete (folds done per seed: {run_info['folds_done']}); "
+    if not run.complete:
+        print(f"warning: run is incomplete (folds done per seed: {run.info['folds_done']}); "
               f"scores cover finished folds only")
     print(format_summary(summary))
-    print(f"wrote {run / 'metrics.json'}")
+    print(f"wrote {path / 'metrics.json'}")
 
 
 # ----------------------------------------------------------------------------- reproduce
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import reproduce, summary_lines
+    from .reproduce import check_inputs, reproduce, summary_lines
 
-    if args.data and not Path(args.data).exists():
-        raise AM3FError(f"{args.data}: data directory does not exist")
-    out = reproduce(args.data, profile=args.profile, out=args.out, notebooks=args.notebooks or None)
-    print(f"done: profile {args.profile}, data {args.data or '(embedded SYNTHETIC set)'}")
+    # every input is checked before a notebook starts, so a bad --data never leaves a half-made OUT
+    data_root, shared_dir = check_inputs(args.data, args.reference)
+    out = reproduce(data_root, profile=args.profile, out=args.out, notebooks=args.notebooks or None,
+                    shared_dir=shared_dir)
+    print(f"done: profile {args.profile}, data {data_root or '(embedded SYNTHETIC set)'}"
+          + (f", reference material {shared_dir}" if shared_dir else ""))
     for line in summary_lines(out):
         print("  " + line)
 
@@ -88,9 +84,9 @@ def cmd_flow(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    from .extract import extract
-
     import os
+
+    from .extract import extract
 
     detect = {"auto": None, "on": True, "off": False}[args.face_detect]
     workers = args.workers if args.workers is not None else max(1, min(4, os.cpu_count() or 1))
@@ -161,14 +157,14 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def predict_inputs(args: argparse.Namespace, image_size: tuple[int, int]):
-    """(names, x) to classify: flow images as given, or the flow image of one onset/apex pair."""
+    """(names, x) to classify: flow files as given (PNG or .npz), or the flow image of one onset/apex pair."""
     import numpy as np
 
-    from .data import read_flow_image
+    from .flow import read_flow_input
 
     if args.onset:
         if args.images:
-            raise AM3FError("give either FLOW_IMAGE files or --onset/--apex frames, not both")
+            raise AM3FError("give either FLOW files or --onset/--apex frames, not both")
         from .flow import compute_flow, flow_to_image
         from .frames import load_pair
 
@@ -181,8 +177,8 @@ def predict_inputs(args: argparse.Namespace, image_size: tuple[int, int]):
     if args.apex:
         raise AM3FError("--apex needs --onset")
     if not args.images:
-        raise AM3FError("give at least one FLOW_IMAGE, or --onset ONSET --apex APEX")
-    arrays = [read_flow_image(Path(p), tuple(image_size)) for p in args.images]
+        raise AM3FError("give at least one FLOW file (.png or .npz), or --onset ONSET --apex APEX")
+    arrays = [read_flow_input(Path(p), tuple(image_size)) for p in args.images]
     return list(args.images), np.stack(arrays)
 
 
@@ -209,24 +205,36 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def cmd_variants(args: argparse.Namespace) -> None:
     from .model import VARIANTS, build_model, count_parameters
 
+    print("Named variants of AM3F-FlowNet for ablations (`am3f loso --variant NAME`); [..] = changed schedule:")
     for name, (cfg, train_over, desc) in VARIANTS.items():
         extra = f" [{', '.join(f'{k}={v}' for k, v in train_over.items())}]" if train_over else ""
-        print(f"{name:<22}{count_parameters(build_model(cfg)):>9,} params  {desc}{extra}")
+        print(f"  {name:<22}{count_parameters(build_model(cfg)):>9,} params  {desc}{extra}")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=["am3f", "ststnet"], default="am3f", help="architecture (default am3f)")
-    p.add_argument("--variant", default=None, help="named variant (see `am3f variants`; default: full)")
-    g = p.add_argument_group("schedule overrides (default: the declared schedule in am3f.train.TrainConfig)")
-    g.add_argument("--epochs", type=int, default=None)
-    g.add_argument("--lr", type=float, default=None)
-    g.add_argument("--batch-size", type=int, default=None)
-    g.add_argument("--weight-decay", type=float, default=None)
-    g.add_argument("--tau", type=float, default=None, help="logit-adjustment strength (0 = cross-entropy)")
-    g.add_argument("--weight-power", type=float, default=None, help="class-prior weight power (0 = none)")
-    g.add_argument("--ema", type=float, default=None, help="EMA decay of the weights (0 = off)")
-    g.add_argument("--n-models", type=int, default=None, help="models per fold, probabilities averaged")
-    g.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    from .train import DEFAULT_TRAIN as d
+
+    p.add_argument("--model", choices=["am3f", "ststnet"], default="am3f", help="architecture (default: am3f)")
+    p.add_argument("--variant", default=None,
+                   help="named variant (list: `am3f variants`; default: full for am3f, ststnet for ststnet)")
+    g = p.add_argument_group("schedule overrides",
+                             "default: the declared schedule of the variant (am3f.train.TrainConfig)")
+    g.add_argument("--epochs", type=int, default=None, metavar="N", help=f"training epochs (default: {d.epochs})")
+    g.add_argument("--lr", type=float, default=None, metavar="LR",
+                   help=f"peak learning rate of the warm-up + cosine schedule (default: {d.lr:g})")
+    g.add_argument("--batch-size", type=int, default=None, metavar="N", help=f"batch size (default: {d.batch_size})")
+    g.add_argument("--weight-decay", type=float, default=None, metavar="WD",
+                   help=f"AdamW weight decay (default: {d.weight_decay:g})")
+    g.add_argument("--tau", type=float, default=None,
+                   help=f"logit-adjustment strength, 0 = plain cross-entropy (default: {d.tau:g})")
+    g.add_argument("--weight-power", type=float, default=None, metavar="P",
+                   help=f"class-prior weight power, 0 = no weights (default: {d.weight_power:g})")
+    g.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help=f"EMA decay of the weights, 0 = off (default: {d.ema:g})")
+    g.add_argument("--n-models", type=int, default=None, metavar="N",
+                   help=f"models per fold, probabilities averaged (default: {d.n_models})")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help=f"torch CPU threads per process (default: {d.threads})")
 
 
 # ----------------------------------------------------------------------------- shared options
@@ -242,20 +250,23 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folds", default=None,
                    help="run only these folds, e.g. 0-9,12 (fold k = k-th subject in sorted order); "
                         "separate processes may share one --out, then `am3f score` merges")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda[:N]")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="am3f", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="am3f", description="am3f: the reproducible companion to AM3F-FlowNet "
+                                     "(micro-expression recognition). Every command has --help; user errors print "
+                                     "one line and exit with code 2.")
     parser.add_argument("--version", action="version", version=f"am3f {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("evaluate-weights", help="evaluate published per-subject weights as a LOSO run",
                        description="Each subject's published model predicts that subject's samples; "
                                    "the result is an ordinary run directory.")
-    p.add_argument("--model", default="ststnet", choices=["ststnet"], help="architecture of the weights")
+    p.add_argument("--model", default="ststnet", choices=["ststnet"],
+                   help="architecture of the weights (default: ststnet)")
     p.add_argument("--weights", required=True, help="folder with one <subject>.pth per subject")
     _add_run_options(p)
     p.set_defaults(func=cmd_evaluate_weights)
@@ -273,9 +284,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and epochs, one seed); full: every fold, 3 seeds for the main model, every "
                                    "ablation variant on one seed.")
     p.add_argument("--data", default=None, help=DATA_HELP)
+    p.add_argument("--reference", default=None, metavar="DIR",
+                   help="real reference material for the checks of notebooks 01 and 03: a folder holding "
+                        "ststnet-reference/ (published STSTNet weights) and real-onset-apex/ (default: the folder "
+                        "above --data when it holds them; none without --data)")
     p.add_argument("--profile", choices=["quick", "full"], default="quick", help="size of the runs (default: quick)")
     p.add_argument("--out", default=None,
-                   help="output folder (default: reproduce-<profile> inside $AM3F_OUT, else inside the checkout's git-ignored out/)")
+                   help="output folder (default: reproduce-<profile> inside $AM3F_OUT, else inside the "
+                        "checkout's git-ignored out/)")
     p.add_argument("--notebooks", nargs="*", default=None, metavar="NAME",
                    help="only these notebooks, e.g. 02_train_loso 03_results_tables (default: all, in order)")
     p.set_defaults(func=cmd_reproduce)
@@ -357,26 +373,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help=DATA_HELP)
     p.add_argument("--out", required=True, help="checkpoint file, e.g. model.pt")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda[:N]")
     _add_train_options(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="class probabilities of flow images with a trained checkpoint",
-                       description="FLOW_IMAGE: a 3-channel flow PNG (R=u, G=v, B=strain) of the checkpoint's "
-                                   "size, like the composite set's flows/. Or --onset/--apex frames: the face is "
+                       description="FLOW: a 3-channel flow PNG (R=u, G=v, B=strain) of the checkpoint's "
+                                   "size, like the composite set's flows/, or a .npz of raw u, v, strain written by "
+                                   "`am3f flow` (turned into the same image). Or --onset/--apex frames: the face is "
                                    "cropped and the flow image computed as `am3f flow` does.")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by `am3f train`")
-    p.add_argument("images", nargs="*", metavar="FLOW_IMAGE")
+    p.add_argument("images", nargs="*", metavar="FLOW",
+                   help="flow images (.png, R=u G=v B=strain) or raw flow files (.npz from `am3f flow`)")
     p.add_argument("--onset", default=None, help="onset frame (or a 2-frame GIF): predict from frames instead")
     p.add_argument("--apex", default=None, help="apex frame (with --onset)")
     p.add_argument("--method", default="tvl1", choices=["tvl1", "farneback", "dis"],
                    help="optical flow method for --onset/--apex (default tvl1)")
     p.add_argument("--no-face-detect", action="store_true", help="frames are already cropped to the face")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda[:N]")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("variants", help="list the named model variants (ablations)")
+    p = sub.add_parser("variants", help="list the named model variants (ablations)",
+                       description="Every named variant of AM3F-FlowNet (and the STSTNet peer) with its parameter "
+                                   "count and what it changes; use one with `am3f loso --variant NAME`.")
     p.set_defaults(func=cmd_variants)
 
     return parser

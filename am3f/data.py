@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError
+from .flow import flow_image_path, read_flow_image
 
 CLASS_NAMES: tuple[str, ...] = ("negative", "positive", "surprise")
 CHANNELS: tuple[str, ...] = ("u", "v", "strain")
@@ -55,7 +55,7 @@ class FlowDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, mask: np.ndarray) -> "FlowDataset":
+    def subset(self, mask: np.ndarray) -> FlowDataset:
         """Rows selected by a boolean mask or an index array (metadata kept)."""
         return FlowDataset(
             x=self.x[mask], labels=self.labels[mask], subjects=self.subjects[mask],
@@ -84,20 +84,23 @@ def find_labels_csv(root: Path) -> Path:
     for name in LABEL_CSV_NAMES:
         if (root / name).is_file():
             return root / name
-    raise DataError(f"{root}: no labels CSV found (looked for {', '.join(LABEL_CSV_NAMES)})")
+    raise DataError(f"{root}: not a dataset in the composite layout: no labels CSV ({', '.join(LABEL_CSV_NAMES)}); "
+                    f"raw frames must first be turned into flow images with `am3f extract`")
 
 
 def resolve_root(root: str | os.PathLike | None) -> Path:
     """The dataset directory: the argument, else $AM3F_DATA. Accepts the shared-data parent too."""
+    source = ""
     if root is None or str(root) == "":
         root = os.environ.get(DATA_ENV, "")
+        source = f" (from ${DATA_ENV})"
         if not root:
             raise DataError(f"no data directory given (pass one, or set ${DATA_ENV})")
     path = Path(root).expanduser()
     if not path.exists():
-        raise DataError(f"{path}: data directory does not exist")
+        raise DataError(f"{path}: data directory does not exist{source}")
     if not path.is_dir():
-        raise DataError(f"{path}: not a directory")
+        raise DataError(f"{path}: not a directory{source}")
     has_csv = any((path / n).is_file() for n in LABEL_CSV_NAMES)
     if not has_csv and (path / COMPOSITE_SUBDIR).is_dir():
         path = path / COMPOSITE_SUBDIR
@@ -145,33 +148,8 @@ def read_labels(csv_path: str | os.PathLike) -> list[dict[str, str]]:
     return out
 
 
-def flow_image_path(flows_dir: Path, sub: str, filename_o: str) -> Path:
-    """Community name ``<sub>_<filename_o> .png`` (with the space); the space-less name also works."""
-    spaced = flows_dir / f"{sub}_{filename_o} .png"
-    if spaced.exists():
-        return spaced
-    plain = flows_dir / f"{sub}_{filename_o}.png"
-    return plain if plain.exists() else spaced
 
 
-def read_flow_image(path: Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
-    """One flow PNG as float32 (3, H, W) in (u, v, strain) order, values in [0, 1]."""
-    if not path.is_file():
-        raise DataError(f"{path}: flow image not found")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            mode, arr = im.mode, np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: cannot decode image (corrupt or truncated?): {exc}") from None
-    if mode != "RGB" or arr.ndim != 3 or arr.shape[2] != 3:
-        channels = 1 if arr.ndim == 2 else arr.shape[2]
-        raise DataError(f"{path}: expected a 3-channel RGB flow image (u, v, strain), "
-                        f"got mode {mode} with {channels} channel(s)")
-    if expected_size is not None and tuple(arr.shape[:2]) != tuple(expected_size):
-        raise DataError(f"{path}: image is {arr.shape[0]}x{arr.shape[1]}, expected "
-                        f"{expected_size[0]}x{expected_size[1]} like the other images")
-    return (arr.astype(np.float32) / 255.0).transpose(2, 0, 1).copy()
 
 
 def load_flow_dataset(root: str | os.PathLike | None = None, labels_csv: str | os.PathLike | None = None,

@@ -33,11 +33,12 @@ import csv
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from .errors import AM3FError, DataError
+from .utils import atomic_write, atomic_write_text
 
 DATASETS = ("casme2", "samm", "smic")
 EMOTION_TO_LABEL = {
@@ -285,9 +286,7 @@ def process_clip(job: ClipJob, out: str, method: str = "tvl1", size: int = 28, d
            "emotion": job.emotion, "onset_frame": onset_path.name, "apex_frame": apex_path.name,
            "apex_spotted": int(spotted)}
     state = outp / STATE_DIR / f"{job.sample_id}.json"
-    tmp = state.with_name(f".{state.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(row))
-    os.replace(tmp, state)  # last: its presence means the PNG is complete
+    atomic_write_text(state, json.dumps(row))  # last: its presence means the PNG is complete
     return row
 
 
@@ -398,11 +397,11 @@ def _write_labels(out: Path, dataset: str, new_rows: list[dict]) -> Path:
     if path.is_file():
         with open(path, newline="", encoding="utf-8") as fh:
             kept = [r for r in csv.DictReader(fh) if r.get("dataset") != dataset]
-    tmp = path.with_name(f".labels.csv.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(LABEL_COLUMNS), extrasaction="ignore")
-        w.writeheader()
-        for r in kept + new_rows:
-            w.writerow(r)
-    os.replace(tmp, path)
-    return path
+
+    def _write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(LABEL_COLUMNS), extrasaction="ignore")
+            w.writeheader()
+            w.writerows(kept + new_rows)
+
+    return atomic_write(path, _write)

@@ -18,7 +18,7 @@ Optical strain (the third channel): ``e_xx = du/dx``, ``e_yy = dv/dy``,
 differences, unit pixel spacing), taken on u, v smoothed with a Gaussian of ``strain_sigma``
 = 1.5 px (see DEFAULT_STRAIN_SIGMA; 0 = raw differences).
 
-Flow images (``flows/<id> .png``, read by :func:`am3f.data.read_flow_image`) store R = u,
+Flow images (``flows/<id> .png``, read by :func:`read_flow_image`) store R = u,
 G = v, B = strain as 8-bit values, resized to ``size`` x ``size`` (28 by default). Two ways to
 map the floats to 0..255:
 
@@ -41,8 +41,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from .errors import AM3FError, DataError
+from .utils import atomic_write
 
 Method = Literal["tvl1", "farneback", "dis"]
 METHODS: tuple[str, ...] = ("tvl1", "farneback", "dis")
@@ -215,29 +217,15 @@ def flow_to_image(flow: FlowField, size: int | None = DEFAULT_SIZE, normalise: s
     return np.clip(np.rint(norm * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
 
 
-def _atomic_write(path: Path, write) -> None:
-    # write to a temp name in the same folder, then rename: a killed run never leaves half a file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_flow_png(path: str | os.PathLike, flow: FlowField | np.ndarray, size: int | None = DEFAULT_SIZE,
                    normalise: str = "minmax", **scales) -> Path:
-    """Write a flow image PNG (R = u, G = v, B = strain) readable by am3f.data.read_flow_image."""
-    from PIL import Image
-
+    """Write a flow image PNG (R = u, G = v, B = strain) readable by :func:`read_flow_image`."""
     path = Path(path)
     img = flow if isinstance(flow, np.ndarray) else flow_to_image(flow, size, normalise, **scales)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
         raise AM3FError(f"{path}: flow image must be uint8 (H, W, 3), got {img.dtype} {img.shape}")
     # PIL picks the format from the suffix; the temp name hides it, so say PNG explicitly
-    _atomic_write(path, lambda p: Image.fromarray(img, mode="RGB").save(p, format="PNG"))
+    atomic_write(path, lambda p: Image.fromarray(img, mode="RGB").save(p, format="PNG"))
     return path
 
 
@@ -250,7 +238,7 @@ def write_flow_npz(path: str | os.PathLike, flow: FlowField) -> Path:
             np.savez_compressed(fh, u=flow.u.astype(np.float32), v=flow.v.astype(np.float32),
                                 strain=flow.strain.astype(np.float32))
 
-    _atomic_write(path, _save)
+    atomic_write(path, _save)
     return path
 
 
@@ -262,6 +250,50 @@ def read_flow_npz(path: str | os.PathLike) -> FlowField:
                              else optical_strain(z["u"], z["v"]))
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"{path}: not a flow .npz with arrays u, v (, strain): {exc}") from None
+
+
+# ----------------------------------------------------------------------------- flow images on disk
+def flow_image_path(flows_dir: Path, sub: str, filename_o: str) -> Path:
+    """Community name ``<sub>_<filename_o> .png`` (with the space); the space-less name also works."""
+    spaced = flows_dir / f"{sub}_{filename_o} .png"
+    if spaced.exists():
+        return spaced
+    plain = flows_dir / f"{sub}_{filename_o}.png"
+    return plain if plain.exists() else spaced
+
+def read_flow_image(path: Path, expected_size: tuple[int, int] | None = None) -> np.ndarray:
+    """One flow PNG as float32 (3, H, W) in (u, v, strain) order, values in [0, 1]."""
+    if not path.is_file():
+        raise DataError(f"{path}: flow image not found")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode, arr = im.mode, np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: cannot decode image (corrupt or truncated?): {exc}") from None
+    if mode != "RGB" or arr.ndim != 3 or arr.shape[2] != 3:
+        channels = 1 if arr.ndim == 2 else arr.shape[2]
+        raise DataError(f"{path}: expected a 3-channel RGB flow image (u, v, strain), "
+                        f"got mode {mode} with {channels} channel(s)")
+    if expected_size is not None and tuple(arr.shape[:2]) != tuple(expected_size):
+        raise DataError(f"{path}: image is {arr.shape[0]}x{arr.shape[1]}, expected "
+                        f"{expected_size[0]}x{expected_size[1]} like the other images")
+    return (arr.astype(np.float32) / 255.0).transpose(2, 0, 1).copy()
+
+
+def read_flow_input(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
+    """What a model takes for one file: float32 (3, H, W) in [0, 1], (u, v, strain).
+
+    A flow PNG is read as it is (it must already be ``size``); a ``.npz`` of raw u, v, strain
+    (written by ``am3f flow --out X.npz``) is turned into the same 8-bit min-max image the
+    composite set uses, at ``size``."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise DataError(f"{path}: flow file not found")
+        img = flow_to_image(read_flow_npz(path), size=size[0])
+        return (img.astype(np.float32) / 255.0).transpose(2, 0, 1).copy()
+    return read_flow_image(path, tuple(size))
 
 
 # ----------------------------------------------------------------------------- checks
@@ -285,11 +317,9 @@ def compare_to_reference(image: np.ndarray | str | os.PathLike,
     """Pearson r per channel (u, v, strain) between two flow images of the same size.
 
     Either argument may be a uint8 (H, W, 3) image or a PNG path (read with
-    :func:`am3f.data.read_flow_image`, so R = u, G = v, B = strain). Typical use: our 28x28
+    :func:`read_flow_image`, so R = u, G = v, B = strain). Typical use: our 28x28
     image of a real onset/apex pair vs the community reference ``flows/<id> .png``.
     """
-    from .data import read_flow_image
-
     def _chw(x) -> np.ndarray:
         if isinstance(x, (str, os.PathLike)):
             return read_flow_image(Path(x))
@@ -300,3 +330,33 @@ def compare_to_reference(image: np.ndarray | str | os.PathLike,
     if a.shape != b.shape:
         raise DataError(f"flow images differ in size: {a.shape} vs {b.shape}")
     return {name: pearson(a[i], b[i]) for i, name in enumerate(("u", "v", "strain"))}
+
+
+# the real GIFs that have a community reference flow image in megc2019-composite/flows
+REFERENCE_GIFS: tuple[str, ...] = ("006_006_1_2", "s03_s03_po_11")
+
+
+def real_gif_correlations(shared_dir: str | os.PathLike, names: tuple[str, ...] = REFERENCE_GIFS,
+                          method: str = "tvl1"):
+    """Pearson r per channel between our flow image of a real onset/apex GIF and its reference image.
+
+    ``shared_dir`` holds ``real-onset-apex/<name>.gif`` and ``megc2019-composite/flows/``. Returns a
+    pandas DataFrame. Numbers only: nothing here draws the (licence-restricted, identifiable) faces.
+    """
+    import pandas as pd
+
+    from .frames import load_pair
+
+    shared = Path(shared_dir)
+    rows = []
+    for name in names:
+        gif = shared / "real-onset-apex" / f"{name}.gif"
+        sub, fname = name.split("_", 1)
+        ref = flow_image_path(shared / "megc2019-composite" / "flows", sub, fname)
+        if not gif.is_file() or not ref.is_file():
+            continue
+        pair = load_pair(gif)
+        ours = flow_to_image(compute_flow(pair.onset, pair.apex, method))
+        r = compare_to_reference(ours, ref)
+        rows.append({"sample": name, "method": method, **{f"r {k}": v for k, v in r.items()}})
+    return pd.DataFrame(rows)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -155,7 +155,8 @@ def detect_face(img: np.ndarray, name: str | os.PathLike = "frame") -> Box:
     min_side = max(24, int(0.3 * min(g.shape)))
     faces = _cascade().detectMultiScale(gp, scaleFactor=1.1, minNeighbors=3, minSize=(min_side, min_side))
     if len(faces) == 0:
-        raise DataError(f"{name}: no face found (pass --no-face-detect / detect=False for pre-cropped frames)")
+        raise DataError(f"{name}: no face found; if the frames are already cropped to the face, skip detection "
+                        f"with --no-face-detect")
     x, y, w, h = (int(t) for t in max(faces, key=lambda b: int(b[2]) * int(b[3])))
     x0, y0 = max(0, x - pad), max(0, y - pad)
     x1, y1 = min(g.shape[1], x + w - pad), min(g.shape[0], y + h - pad)

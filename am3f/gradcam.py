@@ -12,9 +12,7 @@ samples comparable enough to average per class.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -116,45 +114,7 @@ def class_averaged_maps(model: nn.Module, data: FlowDataset, by: str = "label",
     return out
 
 
-# ----------------------------------------------------------------------------- synthetic ground truth
-def synthetic_root_of(data: FlowDataset) -> Path | None:
-    """The synthetic set's folder when it carries ground truth (``gt/``), else None."""
-    root = data.root
-    return root if data.synthetic and root is not None and (Path(root) / "gt").is_dir() else None
-
-
-def true_motion_mask(gt_path: str | os.PathLike, size: int | tuple[int, int] = 28, threshold: float = 0.3) -> np.ndarray:
-    """Boolean (size, size) mask of where the face really moves, from a synthetic ``gt/<id>.npz``.
-
-    The ground truth includes the sub-pixel head jitter; subtracting the median flow removes the
-    rigid drift, so what remains above ``threshold`` x its maximum is the action-unit motion. The
-    mask is cut to the same face box and resized like the flow image.
-    """
-    from .flow import resize_field
-
-    with np.load(gt_path) as z:
-        u, v, box = z["u"], z["v"], z["box"]
-    x, y, w, h = (int(t) for t in box)
-    u, v = u[y:y + h, x:x + w], v[y:y + h, x:x + w]
-    mag = np.hypot(u - np.median(u), v - np.median(v))
-    mag = resize_field(mag, size)
-    return mag >= threshold * float(mag.max()) if mag.max() > 0 else np.zeros_like(mag, dtype=bool)
-
-
-def onset_face(root: str | os.PathLike, sample_id: str) -> np.ndarray:
-    """The synthetic onset frame cut to the face box the flow was computed on (uint8 grey).
-
-    Only for the synthetic set: real faces must never be drawn into saved figures.
-    """
-    from PIL import Image
-
-    root = Path(root)
-    with np.load(root / "gt" / f"{sample_id}.npz") as z:
-        x, y, w, h = (int(t) for t in z["box"])
-    img = np.asarray(Image.open(root / "frames" / f"{sample_id}_onset.png").convert("L"))
-    return img[y:y + h, x:x + w]
-
-
+# ----------------------------------------------------------------------------- checked against known motion
 def cam_mass_in_mask(cam: np.ndarray, mask: np.ndarray) -> float:
     """Share of the CAM's total mass that falls inside ``mask`` (1 = all attention on the mask)."""
     cam = np.clip(np.asarray(cam, dtype=np.float64), 0, None)
@@ -171,14 +131,15 @@ def cam_mass_report(model: nn.Module, data: FlowDataset, max_samples: int | None
     """
     import pandas as pd
 
-    root = synthetic_root_of(data)
+    from .synth import ground_truth_root, true_motion_mask
+
+    root = ground_truth_root(data)
     if root is None:
         raise ValueError("CAM mass needs the synthetic set's ground truth (gt/); this dataset has none")
     idx = np.arange(len(data))
     if max_samples is not None and len(idx) > max_samples:
         idx = np.sort(np.random.default_rng(seed).choice(idx, max_samples, replace=False))
-    masks = np.stack([true_motion_mask(root / "gt" / f"{data.sample_ids[i]}.npz", data.image_size, threshold)
-                      for i in idx])
+    masks = np.stack([true_motion_mask(root, data.sample_ids[i], data.image_size, threshold) for i in idx])
     x = torch.from_numpy(data.x[idx])
     rows = []
     for i, name in enumerate(branch_names(model)):
@@ -228,6 +189,10 @@ def plot_sample_cams(x: np.ndarray, cams: dict[str, np.ndarray], title: str = ""
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    cam_scale = plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, 1))
+    bar = fig.colorbar(cam_scale, ax=axes.ravel().tolist(), orientation="horizontal", fraction=0.04, pad=0.03)
+    bar.set_label("Grad-CAM (0 = no evidence, 1 = strongest evidence for the class in this image)", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
     return fig
 
 

@@ -12,7 +12,7 @@ Per-dataset scores pool that dataset's subjects. Over seeds we report mean and s
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,21 @@ def megc_scores(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int = l
     return scores_from_confusion(confusion_matrix(y_true, y_pred, n_classes))
 
 
+SUBSET_ORDER: tuple[str, ...] = ("composite", "casme2", "samm", "smic", "synthetic")
+
+
+def subset_key(subset: str) -> tuple[int, str]:
+    """Sort key of subsets: composite first, then the datasets in their usual order."""
+    return (SUBSET_ORDER.index(subset) if subset in SUBSET_ORDER else len(SUBSET_ORDER), subset)
+
+
+def seed_mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single seed) of one score over seeds:
+    the one aggregation over seeds used by every table, ``am3f score`` and the benchmarks."""
+    vals = np.asarray(values, dtype=float)
+    return float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+
+
 def score_table(predictions: pd.DataFrame, n_classes: int = len(CLASS_NAMES)) -> pd.DataFrame:
     """One row per (seed, subset): subset 'composite' pools everything, others pool one dataset."""
     rows = []
@@ -72,9 +87,8 @@ def summarize(predictions: pd.DataFrame, n_classes: int = len(CLASS_NAMES)) -> d
     for subset, g in table.groupby("subset", sort=False):
         entry = {"title": DATASET_TITLES.get(subset, subset), "n": int(g["n"].iloc[0]), "per_seed": {}}
         for metric in ("uf1", "uar", "accuracy", "macro_precision"):
-            vals = g[metric].to_numpy()
-            entry[metric] = {"mean": float(vals.mean()),
-                             "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
+            mean, std = seed_mean_std(g[metric])
+            entry[metric] = {"mean": mean, "std": std}
         for _, r in g.iterrows():
             entry["per_seed"][str(int(r["seed"]))] = {m: float(r[m]) for m in ("uf1", "uar", "accuracy")}
         out["subsets"][subset] = entry
@@ -88,7 +102,7 @@ def format_summary(summary: dict) -> str:
     lines = [f"seeds: {' '.join(map(str, seeds))}" + ("   (mean ± std over seeds)" if multi else "")]
     head = f"{'subset':<12}{'n':>5}  {'UF1':>15}  {'UAR':>15}  {'accuracy':>15}"
     lines += [head, "-" * len(head)]
-    for subset, e in summary["subsets"].items():
+    for e in summary["subsets"].values():
         cells = []
         for m in ("uf1", "uar", "accuracy"):
             cells.append(f"{e[m]['mean']:.4f} ± {e[m]['std']:.4f}" if multi else f"{e[m]['mean']:.4f}")

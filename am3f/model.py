@@ -59,7 +59,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         return config_from_dict(cls, d, "model")
 
 
@@ -178,7 +178,8 @@ class AM3FFlowNet(nn.Module):
         self.flow_index = [CHANNELS.index(f) for f in cfg.flows]
         self.register_buffer("mean", torch.tensor(cfg.mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.branches = nn.ModuleDict({f: Branch(cfg.widths, cfg.first_pool, cfg.first_stride, cfg.downsample) for f in cfg.flows})
+        self.branches = nn.ModuleDict({f: Branch(cfg.widths, cfg.first_pool, cfg.first_stride, cfg.downsample)
+                                       for f in cfg.flows})
         self.msff = nn.ModuleDict({f: MSFF(cfg.widths, cfg.msff_grid, cfg.sa_kernel, cfg.msff) for f in cfg.flows})
         dim = self.msff[cfg.flows[0]].out_dim
         self.mofrw = MOFRW(len(cfg.flows), dim, cfg.flow_weights, cfg.channel_weights, cfg.reduction)

@@ -18,6 +18,7 @@ from torch import nn
 
 from .data import FlowDataset
 from .errors import DataError
+from .rundir import FoldOutput
 
 
 class STSTNet(nn.Module):
@@ -79,12 +80,23 @@ class PublishedWeightsRunner:
         self.weights_dir = Path(weights_dir)
         self.device = torch.device(device)
 
-    def __call__(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int):
-        from .loso import FoldOutput
-
+    def __call__(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput:
         subject = str(test.subjects[0])
         model = load_published(weights_path(self.weights_dir, subject), test.image_size[0]).to(self.device)
         with torch.no_grad():
             logits = model(torch.from_numpy(test.x).to(self.device))
         probs = torch.softmax(logits.double(), dim=1).cpu().numpy()
         return FoldOutput(scores=np.asarray(probs), info={"weights": weights_path(self.weights_dir, subject).name})
+
+
+def evaluate_published_weights(weights_dir: str | os.PathLike, data: FlowDataset, out: str | os.PathLike, *,
+                               device: torch.device | str = "cpu", folds: list[int] | None = None,
+                               show_progress: bool = True) -> Path:
+    """Each subject's published model predicts that subject's samples; the result is an ordinary
+    run directory ``out`` (what ``am3f evaluate-weights`` writes). Returns ``out``."""
+    from .loso import run_loso
+
+    weights = check_weights_dir(weights_dir, data.subject_ids)
+    config = {"kind": "evaluate-weights", "model": "ststnet", "weights": str(Path(weights).resolve())}
+    return run_loso(data, PublishedWeightsRunner(weights, device), out, seeds=[0], config=config,
+                    device=str(device), folds=folds, show_progress=show_progress)

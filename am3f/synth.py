@@ -52,6 +52,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 
 from .errors import AM3FError
+from .utils import publish_dir
 
 SYNTH_VERSION = 2  # bump whenever the generator changes: the cache dir name carries it
 CACHE_ENV = "AM3F_CACHE"
@@ -377,13 +378,96 @@ def default_synthetic_root() -> Path:
     try:
         print(f"generating the embedded SYNTHETIC data set into {final} (once; ~30 s)", file=sys.stderr, flush=True)
         generate_synthetic(tmp, n_subjects=16, seed=0)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            # another process finished first (rename onto a non-empty dir fails): use theirs
-            if not (final / "labels.csv").is_file():
-                raise
+        publish_dir(tmp, final)  # another process may have finished first: then theirs is used
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+# ----------------------------------------------------------------------------- reading the ground truth back
+@dataclass
+class SyntheticPair:
+    """One synthetic sample's frames (full frame, uint8), face box and ground-truth flow (px)."""
+
+    sample_id: str
+    onset: np.ndarray
+    apex: np.ndarray
+    box: tuple[int, int, int, int]
+    u_true: np.ndarray
+    v_true: np.ndarray
+
+    def crop(self, a: np.ndarray) -> np.ndarray:
+        """``a`` (a frame or a flow field of the full frame) cut to the face box the flow image used."""
+        x, y, w, h = self.box
+        return a[y:y + h, x:x + w]
+
+
+def ground_truth_root(data) -> Path | None:
+    """The synthetic set's folder when ``data`` (a FlowDataset) carries ground truth (``gt/``), else None."""
+    root = data.root
+    return Path(root) if data.synthetic and root is not None and (Path(root) / "gt").is_dir() else None
+
+
+def read_ground_truth(root: str | os.PathLike, sample_id: str
+                      ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """(u, v, face box) of a synthetic sample from ``gt/<id>.npz``: float32 px over the full frame."""
+    path = Path(root) / "gt" / f"{sample_id}.npz"
+    if not path.is_file():
+        raise AM3FError(f"{path}: no ground truth (is {root} the synthetic set?)")
+    with np.load(path) as z:
+        return z["u"], z["v"], tuple(int(t) for t in z["box"])
+
+
+def synthetic_pair(root: str | os.PathLike, sample_id: str) -> SyntheticPair:
+    """Frames and ground truth of a synthetic sample (``frames/`` and ``gt/`` of the synthetic set)."""
+    from .frames import read_frame
+
+    root = Path(root)
+    u, v, box = read_ground_truth(root, sample_id)
+    return SyntheticPair(sample_id, read_frame(root / "frames" / f"{sample_id}_onset.png"),
+                         read_frame(root / "frames" / f"{sample_id}_apex.png"), box, u, v)
+
+
+def onset_face(root: str | os.PathLike, sample_id: str) -> np.ndarray:
+    """The synthetic onset frame cut to the face box the flow was computed on (uint8 grey).
+
+    Only for the synthetic set: real faces must never be drawn into saved figures."""
+    pair = synthetic_pair(root, sample_id)
+    return pair.crop(pair.onset)
+
+
+def true_motion_mask(root: str | os.PathLike, sample_id: str, size: int | tuple[int, int] = 28,
+                     threshold: float = 0.3) -> np.ndarray:
+    """Boolean (size, size) mask of where the face really moves in a synthetic sample.
+
+    The ground truth includes the sub-pixel head jitter; subtracting the median flow removes the
+    rigid drift, so what remains above ``threshold`` x its maximum is the action-unit motion. The
+    mask is cut to the same face box and resized like the flow image."""
+    from .flow import resize_field
+
+    u, v, (x, y, w, h) = read_ground_truth(root, sample_id)
+    u, v = u[y:y + h, x:x + w], v[y:y + h, x:x + w]
+    mag = resize_field(np.hypot(u - np.median(u), v - np.median(v)), size)
+    return mag >= threshold * float(mag.max()) if mag.max() > 0 else np.zeros_like(mag, dtype=bool)
+
+
+def flow_vs_truth(root: str | os.PathLike, sample_ids, methods=("tvl1",), border: int = 4):
+    """End-point error (px) of each flow method against the synthetic ground truth, on the face crop.
+
+    One row per (sample, method) as a pandas DataFrame; the crop's outer ``border`` pixels are
+    ignored (no context there)."""
+    import pandas as pd
+
+    from .flow import compute_flow, endpoint_error
+
+    rows = []
+    for sid in sample_ids:
+        pair = synthetic_pair(root, sid)
+        a, b = pair.crop(pair.onset), pair.crop(pair.apex)
+        ut, vt = pair.crop(pair.u_true), pair.crop(pair.v_true)
+        for m in methods:
+            flow = compute_flow(a, b, m)
+            rows.append({"sample_id": sid, "method": m, "EPE px": endpoint_error(flow, ut, vt, border),
+                         "true max motion px": float(np.hypot(ut, vt).max())})
+    return pd.DataFrame(rows)

@@ -29,7 +29,8 @@ from .data import CHANNELS, FlowDataset
 from .errors import AM3FError
 from .losses import class_priors, logit_adjusted_cross_entropy
 from .model import ModelConfig, build_model, count_parameters, get_variant
-from .utils import config_from_dict, progress
+from .rundir import FoldOutput, dataset_info
+from .utils import atomic_write, config_from_dict, progress
 
 
 # ----------------------------------------------------------------------------- the schedule
@@ -61,7 +62,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         return config_from_dict(cls, d, "training")
 
 
@@ -84,7 +85,6 @@ def loso_config(data: FlowDataset, variant: str, **train_overrides) -> dict:
     and the notebooks build it here, so one setting always makes one run directory."""
     import json
 
-    from .loso import dataset_info
 
     model_cfg, train_cfg = resolve_variant(variant, **train_overrides)
     config = {"kind": "loso", "model": model_cfg.arch, "variant": variant, "model_config": model_cfg.to_dict(),
@@ -174,7 +174,7 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, device: torch.device
         if tta_flip:
             p = 0.5 * (p + torch.softmax(model(hflip_flow(xb)).double(), dim=1))
         out.append(p.cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, getattr(model, "cfg").n_classes))
+    return torch.cat(out).numpy() if out else np.zeros((0, model.cfg.n_classes))
 
 
 def fit(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, seed: int = 0,
@@ -259,9 +259,7 @@ class TrainRunner:
         self.device = torch.device(device)
         self.record_epochs = record_epochs
 
-    def __call__(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int):
-        from .loso import FoldOutput
-
+    def __call__(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput:
         test_subjects = set(test.subjects.tolist())
         if test_subjects & set(train.subjects.tolist()):
             raise AssertionError("held-out subject found in the training set")
@@ -344,10 +342,7 @@ def train_final(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfi
         "parameters": count_parameters(model),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, out)
-    return out
+    return atomic_write(out, lambda p: torch.save(ckpt, p))
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
@@ -358,7 +353,9 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-        raise AM3FError(f"{path}: not a readable am3f checkpoint ({type(exc).__name__}: {exc})") from None
+        # torch's unpickling errors run to several lines of advice about weights_only; the first says it
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise AM3FError(f"{path}: not an am3f checkpoint (written by `am3f train`); torch says: {first}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise AM3FError(f"{path}: not an am3f checkpoint (format {CHECKPOINT_FORMAT} expected)")
     model = build_model(ModelConfig.from_dict(ckpt["model_config"]), image_size=ckpt["image_size"][0])

@@ -1,18 +1,20 @@
-"""Small shared helpers: device choice, seeding, progress bars."""
+"""Small shared helpers: device choice, seeding, progress bars, atomic file writes, config parsing."""
 
 from __future__ import annotations
 
 import os
 import random
 import sys
-from typing import Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
 
 
-def pick_device(requested: str = "auto") -> "torch.device":  # noqa: F821
+def pick_device(requested: str = "auto") -> torch.device:  # noqa: F821
     """CUDA when present (or asked for), else CPU."""
     import torch
 
@@ -33,16 +35,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def progress(iterable: Iterable[T], **kwargs) -> "tqdm":  # noqa: F821
-    """A tqdm progress bar on stderr; AM3F_PROGRESS=0 silences every bar (e.g. in batch logs)."""
+def progress(iterable: Iterable[T] | None = None, **kwargs) -> tqdm:  # noqa: F821
+    """A tqdm progress bar on stderr, shown only when stderr is a terminal (so redirected logs,
+    papermill and nbval stay clean). AM3F_PROGRESS=1 forces bars on, AM3F_PROGRESS=0 off."""
     from tqdm.auto import tqdm
 
-    if "disable" not in kwargs or not kwargs["disable"]:
+    if not kwargs.get("disable", False):
         force = os.environ.get("AM3F_PROGRESS")
-        if force is not None:
-            kwargs["disable"] = force == "0"
-        else:
-            kwargs.setdefault("disable", False)
+        kwargs["disable"] = (force == "0") if force in ("0", "1") else not sys.stderr.isatty()
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
@@ -58,3 +58,35 @@ def config_from_dict(cls: type[T], d: dict, what: str) -> T:
     if unknown:
         raise AM3FError(f"unknown {what} config field(s): {', '.join(sorted(unknown))}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it into place.
+
+    A killed process never leaves half a file under the final name, and concurrent writers of the
+    same content (processes sharing a run directory) cannot interleave. Returns ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def publish_dir(tmp: Path, final: Path) -> Path:
+    """Rename a completely written temporary folder to ``final``: readers see all of it or nothing.
+    When another process published ``final`` first, its copy is kept and ``tmp`` is left to the caller."""
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if not final.is_dir():
+            raise
+    return final

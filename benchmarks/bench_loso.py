@@ -27,9 +27,10 @@ import numpy as np
 import torch
 
 from am3f.data import load_dataset
-from am3f.loso import load_predictions, run_loso
+from am3f.loso import run_loso
 from am3f.metrics import megc_scores, summarize
 from am3f.model import build_model, count_parameters
+from am3f.rundir import merge_run
 from am3f.train import TrainRunner, dev_subjects, holdout_subjects, resolve_variant
 from am3f.utils import pick_device
 
@@ -120,9 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             run_loso(data, TrainRunner(model_cfg, train_cfg, device), run, seeds=[seed], folds=folds,
                      config=config, device=str(device), show_progress=sys.stderr.isatty())
             walls[seed] = time.perf_counter() - t0
-            print(f"   seed {seed}: {walls[seed]:.1f} s wall ({walls[seed] / len(folds or data.subject_ids):.2f} s/fold, "
+            per_fold = walls[seed] / len(folds or data.subject_ids)
+            print(f"   seed {seed}: {walls[seed]:.1f} s wall ({per_fold:.2f} s/fold, "
                   f"load average {os.getloadavg()[0]:.2f})", flush=True)
-        preds = load_predictions(run)
+        preds = merge_run(run)
         preds = preds[preds["seed"].isin(args.seeds)]
         results[name] = {"summary": summarize(preds), "walls": walls, "params": n_params, "run": run,
                          "holdout": half_scores(preds, holdout), "dev": half_scores(preds, dev_subjects(data))}
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(head))
     for name, r in results.items():
         label = {"am3f": "AM3F-FlowNet (ours)", "ststnet": "STSTNet (scratch)"}[name]
-        for subset, e in r["summary"]["subsets"].items():
+        for e in r["summary"]["subsets"].values():
             uf1 = [v["uf1"] for v in e["per_seed"].values()]
             uar = [v["uar"] for v in e["per_seed"].values()]
             print(f"{label:<22}{e['title']:<22}{e['n']:>5}  {mean_std(uf1):>17}  {mean_std(uar):>17}")

@@ -51,3 +51,43 @@ def write_fake_composite(root: Path, subjects: dict[str, list[int]], size: int =
 @pytest.fixture
 def fake_composite(tmp_path: Path) -> Path:
     return write_fake_composite(tmp_path / "fake", {"sub01": [0, 1, 2], "sub02": [0, 0, 1], "sub03": [2, 1, 0, 0]})
+
+
+class EpochRunner:
+    """Deterministic toy fold runner with per-epoch scores; the last epoch is the 'fixed schedule' output."""
+
+    def __init__(self, n_epochs: int = 4):
+        self.n_epochs = n_epochs
+
+    def __call__(self, train, test, *, seed, fold):
+        from am3f.rundir import FoldOutput
+
+        rng = np.random.default_rng([seed, fold])
+        epochs = rng.dirichlet(np.ones(3), size=(self.n_epochs, len(test)))
+        return FoldOutput(scores=epochs[-1], epoch_scores=epochs)
+
+
+@pytest.fixture
+def two_dataset_root(tmp_path: Path) -> Path:
+    """Fake composite set with two source datasets (casme2: 3 subjects, smic: 2 subjects)."""
+    root = tmp_path / "data"
+    write_fake_composite(root, {"sub01": [0, 1, 2, 0], "sub02": [0, 0, 1, 2], "sub03": [2, 1, 0, 0]}, seed=1)
+    extra = tmp_path / "extra"
+    write_fake_composite(extra, {"s01": [0, 1, 2], "s02": [1, 0, 2]}, seed=2, dataset="smic")
+    lines = (extra / "combined_3_class2_for_optical_flow.csv").read_text().splitlines()[1:]
+    with open(root / "combined_3_class2_for_optical_flow.csv", "a") as fh:
+        fh.write("\n".join(lines) + "\n")
+    for p in (extra / "flows").iterdir():
+        p.rename(root / "flows" / p.name)
+    return root
+
+
+@pytest.fixture
+def run_dir(two_dataset_root: Path, tmp_path: Path) -> Path:
+    """A finished two-seed toy LOSO run with per-epoch scores."""
+    from am3f.data import load_flow_dataset
+    from am3f.loso import run_loso
+
+    data = load_flow_dataset(two_dataset_root)
+    return run_loso(data, EpochRunner(), tmp_path / "run", seeds=[0, 1], config={"model": "toy", "variant": "full"},
+                    show_progress=False)

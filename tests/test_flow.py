@@ -9,10 +9,20 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter, map_coordinates
 
-from am3f.data import read_flow_image
 from am3f.errors import AM3FError, DataError
-from am3f.flow import (METHODS, FlowField, compare_to_reference, compute_flow, endpoint_error, flow_to_image,
-                       optical_strain, read_flow_npz, write_flow_npz, write_flow_png)
+from am3f.flow import (
+    METHODS,
+    FlowField,
+    compare_to_reference,
+    compute_flow,
+    endpoint_error,
+    flow_to_image,
+    optical_strain,
+    read_flow_image,
+    read_flow_npz,
+    write_flow_npz,
+    write_flow_png,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE_IDS = ("006_006_1_2", "s03_s03_po_11")

@@ -10,8 +10,18 @@ import pytest
 from PIL import Image
 
 from am3f.errors import DataError
-from am3f.frames import (crop_pair, detect_face, list_clip_frames, load_pair, read_clip, read_frame,
-                         read_gif_pair, spot_apex, spot_apex_in_folder, trim_canvas)
+from am3f.frames import (
+    crop_pair,
+    detect_face,
+    list_clip_frames,
+    load_pair,
+    read_clip,
+    read_frame,
+    read_gif_pair,
+    spot_apex,
+    spot_apex_in_folder,
+    trim_canvas,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,9 @@ import pytest
 
 from am3f.data import load_flow_dataset
 from am3f.errors import AM3FError
-from am3f.loso import FoldOutput, merge_run, run_loso, split_fold
+from am3f.loso import FoldOutput, run_loso, split_fold
 from am3f.metrics import summarize
+from am3f.rundir import merge_run
 
 
 class MeanColourRunner:
@@ -104,12 +105,12 @@ def test_rerun_with_tuples_in_config_resumes(fake_composite, tmp_path):
 
 
 def test_run_json_keeps_the_training_commit_when_merged_later(fake_composite, tmp_path, monkeypatch):
-    import am3f.loso as loso
+    import am3f.rundir as rundir
 
     data = load_flow_dataset(fake_composite)
-    monkeypatch.setattr(loso, "git_commit", lambda: "abc123")
+    monkeypatch.setattr(rundir, "git_commit", lambda: "abc123")
     run_loso(data, MeanColourRunner(), tmp_path / "run", show_progress=False)
-    monkeypatch.setattr(loso, "git_commit", lambda: "later")
+    monkeypatch.setattr(rundir, "git_commit", lambda: "later")
     merge_run(tmp_path / "run")
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["git_commit"] == "abc123" and run["folds"][0]["git_commit"] == "abc123"

@@ -66,3 +66,22 @@ def test_summarize_per_dataset_and_seeds():
     assert comp["uf1"]["std"] == pytest.approx(np.std([1, s1["uf1"]], ddof=1))
     # the samm subset pools only samm rows: seed 1 has truth [2, 0], preds [1, 1]
     assert summary["subsets"]["samm"]["per_seed"]["1"]["uar"] == 0.0
+
+
+def test_metrics_agree_with_scikit_learn_including_absent_classes():
+    """Independent implementation: scikit-learn's macro F1 / recall over the classes present in the
+    ground truth (predictions into an absent class still cost the true class)."""
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(1, 40))
+        classes = rng.choice(3, size=int(rng.integers(1, 4)), replace=False)  # some classes absent
+        y = rng.choice(classes, size=n)
+        p = rng.integers(0, 3, size=n)
+        present = sorted(set(y.tolist()))
+        ours = megc_scores(y, p)
+        f1 = sklearn_metrics.f1_score(y, p, labels=present, average="macro", zero_division=0)
+        rec = sklearn_metrics.recall_score(y, p, labels=present, average="macro", zero_division=0)
+        assert ours["uf1"] == pytest.approx(f1), trial
+        assert ours["uar"] == pytest.approx(rec), trial
+        assert ours["accuracy"] == pytest.approx(sklearn_metrics.accuracy_score(y, p)), trial

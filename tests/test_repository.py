@@ -1,8 +1,9 @@
 """The repository promises that README, CI and packaging agree; keep them honest."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,8 +46,10 @@ def test_no_licence_restricted_file_is_tracked():
 def test_committed_real_data_figures_are_aggregate_only():
     import subprocess
 
-    tracked = subprocess.run(["git", "ls-files", "figures"], cwd=REPO, capture_output=True, text=True).stdout.splitlines()
+    tracked = subprocess.run(["git", "ls-files", "figures"], cwd=REPO, capture_output=True,
+                             text=True).stdout.splitlines()
     real = [f for f in tracked if not f.startswith("figures/synthetic/")]
     assert "figures/results.md" in real
-    per_sample = [f for f in real if "/per-sample/" in f or Path(f).name.startswith(("flow_gallery", "gradcam_sample", "gradcam_per_class"))]
+    per_sample_names = ("flow_gallery", "gradcam_sample", "gradcam_per_class")
+    per_sample = [f for f in real if "/per-sample/" in f or Path(f).name.startswith(per_sample_names)]
     assert not per_sample, f"per-sample renderings of licence-restricted data are tracked: {per_sample}"

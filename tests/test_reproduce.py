@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from am3f import reproduce
+from am3f import notebook, reproduce
 from am3f.cli import main
 from am3f.data import load_flow_dataset
 
@@ -24,7 +24,10 @@ def test_notebook_structure(name):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, f"{name}: exactly one cell tagged 'parameters'"
     src = tagged[0].source
-    for p in ("data_root = \"\"", "run_dir =", "figures_dir =", "epochs =", "seeds =", "folds ="):
+    # the walkthrough always follows a synthetic sample and trains one small model: no run parameters
+    required = ("figures_dir =",) if name == "00_walkthrough" else (
+        "data_root = \"\"", "shared_dir = \"\"", "run_dir =", "figures_dir =", "epochs =", "seeds =", "folds =")
+    for p in required:
         assert p in src, f"{name}: parameter {p!r} missing"
     # papermill must parse every assignment (an '=' inside a comment makes it skip the line silently)
     assigned = set(re.findall(r"^(\w+)\s*=", src, re.M))
@@ -44,7 +47,8 @@ def test_profile_parameters_only_declared_names():
         params = reproduce.notebook_parameters(name, "quick", "", out)
         assert {"data_root", "figures_dir", "runs_dir", "epochs", "seeds", "folds"} <= set(params)
         assert params["figures_dir"] == str(out / "figures")
-        assert {"data_root", "figures_dir", "runs_dir", "epochs", "seeds", "folds"} <= declared
+        if name != "00_walkthrough":
+            assert {"data_root", "shared_dir", "figures_dir", "runs_dir", "epochs", "seeds", "folds"} <= declared
     full = reproduce.notebook_parameters("04_ablations", "full", "", out)
     # ablation variants run on one seed; the main model (02) on three
     assert full["folds"] == "" and full["seeds"] == [0] and "ststnet" in full["variants"]
@@ -54,56 +58,58 @@ def test_profile_parameters_only_declared_names():
 
 
 def test_default_outputs_go_to_ignored_out_folder(monkeypatch):
-    monkeypatch.delenv(reproduce.OUT_ENV, raising=False)
-    assert reproduce.default_out_dir() == REPO / "out"
+    monkeypatch.delenv(notebook.OUT_ENV, raising=False)
+    assert notebook.default_out_dir() == REPO / "out"
     ignored = (REPO / ".gitignore").read_text().split()
     assert "/out/" in ignored or "out/" in ignored
-    monkeypatch.setenv(reproduce.OUT_ENV, "/tmp/somewhere")
-    assert reproduce.default_out_dir() == Path("/tmp/somewhere")
+    monkeypatch.setenv(notebook.OUT_ENV, "/tmp/somewhere")
+    assert notebook.default_out_dir() == Path("/tmp/somewhere")
 
 
 @pytest.fixture
 def tiny_data(tmp_path):
-    root = write_fake_composite(tmp_path / "tiny", {"sub01": [0, 1, 2, 0], "sub02": [0, 1, 2, 1], "sub03": [2, 1, 0, 0]})
+    root = write_fake_composite(tmp_path / "tiny",
+                                {"sub01": [0, 1, 2, 0], "sub02": [0, 1, 2, 1], "sub03": [2, 1, 0, 0]})
     return load_flow_dataset(root)
 
 
 def test_ensure_run_reuses_by_configuration(tiny_data, tmp_path):
     kw = dict(runs_dir=tmp_path / "runs", seeds=[0], folds="0", epochs=1, device="cpu", show_progress=False)
-    first = reproduce.ensure_run(tiny_data, "", **kw)
+    first = notebook.ensure_run(tiny_data, "", **kw)
     stamp = (first / "folds" / "s0_f000.json").stat().st_mtime_ns
-    again = reproduce.ensure_run(tiny_data, "", **kw)
+    again = notebook.ensure_run(tiny_data, "", **kw)
     assert again == first and (first / "folds" / "s0_f000.json").stat().st_mtime_ns == stamp
     assert first.name.startswith("full-")
-    other = reproduce.ensure_run(tiny_data, "", **{**kw, "epochs": 2})
+    other = notebook.ensure_run(tiny_data, "", **{**kw, "epochs": 2})
     assert other != first
     config = json.loads((first / "config.json").read_text())
     assert config["variant"] == "full" and config["train_config"]["epochs"] == 1
     # an explicit run_dir is used as given, and extended with more folds
-    explicit = reproduce.ensure_run(tiny_data, first, **{**kw, "folds": "0-1"})
+    explicit = notebook.ensure_run(tiny_data, first, **{**kw, "folds": "0-1"})
     assert explicit == first and (first / "folds" / "s0_f001.json").exists()
     # a run made with other settings (e.g. by `am3f loso`) is used as it is, never extended
-    untouched = reproduce.ensure_run(tiny_data, other, **{**kw, "folds": "0-2"})
+    untouched = notebook.ensure_run(tiny_data, other, **{**kw, "folds": "0-2"})
     assert untouched == other and not (other / "folds" / "s0_f002.json").exists()
     # fold models are re-fitted once, then loaded from the run's cache
-    model = reproduce.fold_model(first, tiny_data, tiny_data.subject_ids[0])
+    model = notebook.fold_model(first, tiny_data, tiny_data.subject_ids[0])
     assert (first / "models" / f"s0_{tiny_data.subject_ids[0]}.pt").is_file()
-    again_model = reproduce.fold_model(first, tiny_data, tiny_data.subject_ids[0])
+    again_model = notebook.fold_model(first, tiny_data, tiny_data.subject_ids[0])
     for a, b in zip(model.state_dict().values(), again_model.state_dict().values()):
         assert (a == b).all()
 
 
 def test_config_hash_ignores_where_the_data_lives(tiny_data):
-    a = reproduce.run_config(tiny_data, variant="full", epochs=1)
+    a = notebook.run_config(tiny_data, variant="full", epochs=1)
     b = json.loads(json.dumps(a))
     b["dataset"]["root"] = "/elsewhere"
-    assert reproduce.config_hash(a) == reproduce.config_hash(b)
-    assert reproduce.config_hash(a) != reproduce.config_hash(reproduce.run_config(tiny_data, variant="u", epochs=1))
+    assert notebook.config_hash(a) == notebook.config_hash(b)
+    assert notebook.config_hash(a) != notebook.config_hash(notebook.run_config(tiny_data, variant="u", epochs=1))
 
 
 def _tiny_notebook(path: Path, body: str) -> None:
     nb = nbformat.v4.new_notebook()
-    p = nbformat.v4.new_code_cell('data_root = ""\nfigures_dir = ""\nruns_dir = ""\nepochs = 9\nseeds = [5]\nfolds = "x"')
+    p = nbformat.v4.new_code_cell('data_root = ""\nfigures_dir = ""\nruns_dir = ""\n'
+                                  'epochs = 9\nseeds = [5]\nfolds = "x"')
     p.metadata["tags"] = ["parameters"]
     nb.cells = [p, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -120,7 +126,8 @@ def test_reproduce_runs_notebooks_in_order_with_profile_parameters(tmp_path, mon
         _tiny_notebook(src / f"{name}.ipynb", body)
     monkeypatch.setattr(reproduce, "notebooks_dir", lambda: src)
     out = tmp_path / "rq"
-    rc = main(["reproduce", "--profile", "quick", "--out", str(out), "--notebooks", "02_train_loso", "03_results_tables"])
+    rc = main(["reproduce", "--profile", "quick", "--out", str(out),
+               "--notebooks", "02_train_loso", "03_results_tables"])
     assert rc == 0
     lines = [json.loads(x) for x in (out / "figures" / "params.jsonl").read_text().splitlines()]
     assert lines == [{"epochs": 2, "seeds": [0], "folds": "0-1"}] * 2
@@ -150,9 +157,9 @@ def test_reproduce_rejects_unknown_notebook_and_profile(tmp_path, capsys):
 
 
 def test_execution_settings_do_not_split_runs(tiny_data, tmp_path):
-    a = reproduce.run_config(tiny_data, variant="full", epochs=1)
+    a = notebook.run_config(tiny_data, variant="full", epochs=1)
     b = json.loads(json.dumps(a))
     b["train_config"]["threads"] = a["train_config"]["threads"] + 1
-    assert reproduce.config_hash(a) == reproduce.config_hash(b)
+    assert notebook.config_hash(a) == notebook.config_hash(b)
     b["train_config"]["lr"] = 123.0
-    assert reproduce.config_hash(a) != reproduce.config_hash(b)
+    assert notebook.config_hash(a) != notebook.config_hash(b)

@@ -14,8 +14,20 @@ from am3f.data import FlowDataset
 from am3f.loso import run_loso
 from am3f.losses import class_priors
 from am3f.metrics import summarize
-from am3f.train import (TrainConfig, TrainRunner, augment, dev_subjects, fit, hflip_flow, holdout_subjects,
-                        load_checkpoint, predict, random_shift, resolve_variant, train_final)
+from am3f.train import (
+    TrainConfig,
+    TrainRunner,
+    augment,
+    dev_subjects,
+    fit,
+    hflip_flow,
+    holdout_subjects,
+    load_checkpoint,
+    predict,
+    random_shift,
+    resolve_variant,
+    train_final,
+)
 
 TINY = dict(epochs=2, batch_size=16, warmup_epochs=1)
 

@@ -1,0 +1,157 @@
+"""Result tables from run directories: ours (mean ± std over seeds), beside published peers, and
+ablations. Display tables are pandas DataFrames of strings; :mod:`am3f.writers` saves them."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Mapping, Sequence
+from importlib import resources
+
+import pandas as pd
+
+from .data import DATASET_TITLES
+from .metrics import score_table, seed_mean_std, subset_key
+from .rundir import RunResult, as_runs, load_run
+from .writers import EMPTY, SYNTHETIC_TAG
+
+METRICS: tuple[str, ...] = ("uf1", "uar", "accuracy")
+METRIC_TITLES = {"uf1": "UF1", "uar": "UAR", "accuracy": "Acc.", "macro_precision": "macro P"}
+PEER_SUBSETS: tuple[str, ...] = ("composite", "casme2", "samm", "smic")
+LOSO_FIXED = "LOSO, fixed schedule, last epoch"
+
+
+def format_mean_std(mean: float, std: float | None = None, n_seeds: int = 1, digits: int = 4) -> str:
+    """'0.7209' for one seed, '0.7209 ± 0.0123' for several; '—' for a missing value."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return EMPTY
+    if n_seeds > 1 and std is not None and not math.isnan(std):
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return f"{mean:.{digits}f}"
+
+
+def scores_long(runs, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """Long table: one row per (method, subset, metric) with mean, std (ddof=1) over seeds, n_seeds."""
+    rows = []
+    for run in as_runs(runs):
+        table = score_table(run.predictions)
+        for subset, g in table.groupby("subset", sort=False):
+            for m in metrics:
+                mean, std = seed_mean_std(g[m])
+                rows.append({"method": run.label, "subset": subset, "metric": m, "mean": mean, "std": std,
+                             "n_seeds": len(g), "n": int(g["n"].iloc[0]), "synthetic": run.synthetic})
+    return pd.DataFrame(rows)
+
+
+def results_table(runs, metrics: Sequence[str] = METRICS, digits: int = 4) -> pd.DataFrame:
+    """Wide display table: one row per method, columns '<Subset> <METRIC>' holding 'mean ± std'.
+
+    ``runs``: a run directory, a :class:`RunResult`, a list of them, or a {label: run} mapping.
+    """
+    long = scores_long(runs, metrics)
+    subsets = sorted(long["subset"].unique(), key=subset_key)
+    out = []
+    for method, g in long.groupby("method", sort=False):
+        row = {"Method": method}
+        for subset in subsets:
+            for m in metrics:
+                hit = g[(g.subset == subset) & (g.metric == m)]
+                title = f"{DATASET_TITLES.get(subset, subset.title())} {METRIC_TITLES[m]}"
+                row[title] = (format_mean_std(hit["mean"].iloc[0], hit["std"].iloc[0], int(hit["n_seeds"].iloc[0]),
+                                              digits) if len(hit) else EMPTY)
+        row["Seeds"] = int(g["n_seeds"].max())
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------- peers
+def published_peers() -> pd.DataFrame:
+    """Published peer numbers (``am3f/published_peers.csv``): method, protocol, UF1 / UAR per subset
+    (NaN = not published or not verified), source and note; one source per row."""
+    with resources.files("am3f").joinpath("published_peers.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    frame = pd.DataFrame(rows)
+    for subset in PEER_SUBSETS:
+        for m in ("uf1", "uar"):
+            frame[f"{subset}_{m}"] = pd.to_numeric(frame[f"{subset}_{m}"].replace("", None))
+    return frame
+
+
+def peers_frame(peers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Peers as a display table with a protocol and a source column ('—' = not published/verified)."""
+    peers = published_peers() if peers is None else peers
+    rows = []
+    for p in peers.to_dict("records"):
+        row = {"Method": p["method"], "Protocol": p["protocol"]}
+        for subset in PEER_SUBSETS:
+            title = DATASET_TITLES.get(subset, subset.title())
+            for m in ("uf1", "uar"):
+                row[f"{title} {METRIC_TITLES[m]}"] = format_mean_std(p[f"{subset}_{m}"])
+        row["Source"] = p["source"] + (f" ({p['note']})" if p.get("note") else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def peers_table(ours=None, ststnet_run: str | os.PathLike | None = None,
+                our_protocol: str = LOSO_FIXED) -> pd.DataFrame:
+    """Our run(s) (UF1 / UAR mean ± std over seeds) above the published peers, same columns.
+
+    ``ststnet_run``: a run directory of ``am3f evaluate-weights``; when given, its live numbers
+    replace the stored ones in the 'published weights, our evaluation' row.
+    """
+    peers = published_peers()
+    if ststnet_run is not None:
+        live = score_table(load_run(ststnet_run).predictions)
+        row = peers["method"].str.startswith("STSTNet (published weights")
+        for subset in PEER_SUBSETS:
+            for m in ("uf1", "uar"):
+                values = live.loc[live.subset == subset, m]
+                peers.loc[row, f"{subset}_{m}"] = seed_mean_std(values)[0] if len(values) else math.nan
+        peers.loc[row, "source"] = peers.loc[row, "source"] + " -- recomputed now"
+        peers.loc[row, "note"] = ""
+    frames = []
+    if ours is not None:
+        mine = results_table(ours, metrics=("uf1", "uar"))
+        mine["Method"] = [f"AM3F-FlowNet, ours ({m})" for m in mine["Method"]]
+        mine.insert(1, "Protocol", our_protocol)
+        mine["Source"] = ["this repository" + (f" [{SYNTHETIC_TAG} DATA: not comparable]" if r.synthetic else "")
+                          for r in as_runs(ours)]
+        frames.append(mine.drop(columns=["Seeds"]))
+    frames.append(peers_frame(peers))
+    table = pd.concat(frames, ignore_index=True)
+    cols = ["Method", "Protocol"] + [c for c in table.columns if c not in ("Method", "Protocol", "Source")] + ["Source"]
+    return table[cols].fillna(EMPTY)
+
+
+# ----------------------------------------------------------------------------- ablations
+def ablation_table(runs: Mapping[str, RunResult | str | os.PathLike], reference: str | None = "full",
+                   descriptions: Mapping[str, str] | None = None, digits: int = 4) -> pd.DataFrame:
+    """One row per variant: composite UF1 / UAR / accuracy (mean ± std) and Δ UF1 vs ``reference``.
+
+    ``runs`` maps a variant name to its run directory. Descriptions default to the model module's
+    variant list when it is importable.
+    """
+    if descriptions is None:
+        try:
+            from .model import VARIANTS
+
+            descriptions = {k: v[2] for k, v in VARIANTS.items()}
+        except ImportError:  # pragma: no cover - model module not there
+            descriptions = {}
+    long = scores_long(runs, metrics=METRICS)
+    comp = long[long.subset == "composite"]
+    ref_uf1 = None
+    if reference is not None and reference in set(comp.method):
+        ref_uf1 = float(comp[(comp.method == reference) & (comp.metric == "uf1")]["mean"].iloc[0])
+    rows = []
+    for method, g in comp.groupby("method", sort=False):
+        row = {"Variant": method, "What changes": descriptions.get(method, "")}
+        for m in METRICS:
+            hit = g[g.metric == m].iloc[0]
+            row[f"Composite {METRIC_TITLES[m]}"] = format_mean_std(hit["mean"], hit["std"], int(hit["n_seeds"]), digits)
+        uf1 = float(g[g.metric == "uf1"]["mean"].iloc[0])
+        row["Δ UF1"] = EMPTY if ref_uf1 is None or method == reference else f"{uf1 - ref_uf1:+.{digits}f}"
+        row["Seeds"] = int(g["n_seeds"].max())
+        rows.append(row)
+    return pd.DataFrame(rows)
