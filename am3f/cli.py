@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "onset->apex flow and writes OUT/flows/<sub>_<clip> .png plus OUT/labels.csv. "
                                    "Resumable: a rerun skips finished clips; several datasets may share one OUT. "
                                    "SMIC-HS has no apex labels: the apex is spotted (largest motion vs onset).")
-    p.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic"])
+    p.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic"], help="which raw dataset --root holds")
     p.add_argument("--root", required=True,
                    help="dataset folder: CASME II: spreadsheet + Cropped/subXX/EPxx_xx/; SAMM: spreadsheet + "
                         "SAMM/<subject>/<clip>/; SMIC: HS/sN/micro/<emotion>/<clip>/")
@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["tvl1", "farneback", "dis"], default="tvl1", help="flow method (default tvl1)")
     p.add_argument("--size", type=int, default=28, help="side of the flow images (default 28)")
     p.add_argument("--face-detect", choices=["auto", "on", "off"], default="auto",
-                   help="auto: off for CASME II (Cropped frames), on for SAMM and SMIC")
+                   help="auto (default): off for CASME II (Cropped frames), on for SAMM and SMIC")
     p.add_argument("--max-side", type=int, default=384,
                    help="downscale face crops larger than this (px) before the flow, for speed (default 384, "
                         "which keeps CASME II and SMIC crops at full size; 0: never)")

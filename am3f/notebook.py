@@ -26,7 +26,7 @@ from .errors import AM3FError
 from .utils import atomic_write
 
 OUT_ENV = "AM3F_OUT"
-REFERENCE_SUBDIRS = ("ststnet-reference", "real-onset-apex", "megc2019-composite")
+REFERENCE_SUBDIRS = ("ststnet-reference", "real-onset-apex")
 
 
 # ----------------------------------------------------------------------------- paths
