@@ -326,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "onset->apex flow and writes OUT/flows/<sub>_<clip> .png plus OUT/labels.csv. "
                                    "Resumable: a rerun skips finished clips; several datasets may share one OUT. "
                                    "SMIC-HS has no apex labels: the apex is spotted (largest motion vs onset).")
-    p.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic"], help="which raw dataset --root holds")
+    p.add_argument("--dataset", required=True, choices=["casme2", "samm", "smic"],
+                   help="which raw dataset --root holds")
     p.add_argument("--root", required=True,
                    help="dataset folder: CASME II: spreadsheet + Cropped/subXX/EPxx_xx/; SAMM: spreadsheet + "
                         "SAMM/<subject>/<clip>/; SMIC: HS/sN/micro/<emotion>/<clip>/")

@@ -242,10 +242,15 @@ def load_dataset(data_root: str | os.PathLike | None = None, **kwargs) -> FlowDa
     return load_flow_dataset(data_root, **kwargs)
 
 
-def parse_index_ranges(spec: str | Sequence[str] | None, n: int) -> list[int]:
-    """'0-9,12' (or ['0-9', '12']) -> sorted fold indices, each checked against 0..n-1."""
+def parse_index_ranges(spec: str | int | Sequence[str | int] | None, n: int) -> list[int]:
+    """'0-9,12' (or ['0-9', '12'], or 3 as papermill passes `-p folds 3`) -> sorted fold indices,
+    each checked against 0..n-1."""
     if spec is None or spec == "" or spec == []:
         return list(range(n))
+    if isinstance(spec, int):
+        spec = str(spec)
+    elif not isinstance(spec, str):
+        spec = [str(s) for s in spec]
     parts: Iterable[str] = spec.split(",") if isinstance(spec, str) else ",".join(spec).split(",")
     out: set[int] = set()
     for part in parts:

@@ -161,6 +161,7 @@ def test_fold_ranges():
     assert parse_index_ranges("0-2,5", 10) == [0, 1, 2, 5]
     assert parse_index_ranges(["3", "1-2"], 10) == [1, 2, 3]
     assert parse_index_ranges(None, 3) == [0, 1, 2]
+    assert parse_index_ranges(3, 10) == [3] and parse_index_ranges([0, "2-3"], 10) == [0, 2, 3]  # papermill ints
     with pytest.raises(DataError, match="out of range"):
         parse_index_ranges("0-12", 10)
     with pytest.raises(DataError, match="bad fold range"):
