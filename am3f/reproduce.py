@@ -187,7 +187,7 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
     """
     from .data import parse_index_ranges
     from .loso import run_loso
-    from .model import ModelConfig
+    from .model import model_config_from_dict
     from .train import TrainConfig, TrainRunner
     from .utils import pick_device
 
@@ -212,7 +212,7 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
     fold_ids = parse_index_ranges(folds if folds not in (None, "") else None, len(data.subject_ids))
     seeds = _parse_seeds(seeds)
     dev = pick_device(device)
-    runner = TrainRunner(ModelConfig.from_dict(config["model_config"]), TrainConfig.from_dict(config["train_config"]),
+    runner = TrainRunner(model_config_from_dict(config["model_config"]), TrainConfig.from_dict(config["train_config"]),
                          device=dev, record_epochs=True)
     run_loso(data, runner, path, seeds=seeds, folds=fold_ids, config=config, device=str(dev),
              show_progress=show_progress)
@@ -229,14 +229,14 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
     import torch
 
     from .loso import split_fold
-    from .model import ModelConfig, build_model
+    from .model import build_model, model_config_from_dict
     from .train import TrainConfig, fit
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
     if "model_config" not in config:
         raise AM3FError(f"{run_dir}: run has no model/train configuration to re-fit from")
-    model_cfg = ModelConfig.from_dict(config["model_config"])
+    model_cfg = model_config_from_dict(config["model_config"])
     path = run_dir / "models" / f"s{seed}_{subject}.pt"
     if cache and path.is_file():
         model = build_model(model_cfg, image_size=data.image_size[0])
