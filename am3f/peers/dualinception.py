@@ -4,7 +4,7 @@ Recognition", IEEE FG 2019, the MEGC 2019 entry), re-implemented in PyTorch.
 Source: the authors' Keras code, github.com/xly135846/MEGC2019 (the paper's abstract links it),
 ``dual_inception.py`` at commit 2dc306a (the files were deleted from the repository in Dec 2019;
 they live in its history): ``create_inception_model()`` lines 103-185, the training call lines
-199-219; the input loader ``image_process.py`` ``read_file_directly()`` lines 82-131.
+199-219; the input loader ``image_process.py`` ``read_file_directly()`` lines 54-141.
 
 Architecture (as in ``create_inception_model``): two identical streams, one fed the horizontal flow
 image ("inputs_x") and one the vertical ("inputs_y"), each ``Input(shape=[28, 28, 3])``. A stream is
@@ -31,7 +31,8 @@ epsilon=1e-08)`` (line 180), categorical cross-entropy (line 183), ``batch_size=
 shuffle=True`` (line 219); ``class_weight='auto'`` is a no-op in Keras 2.x (only a dict is
 applied). No augmentation. NB their protocol differs from plain LOSO: the training set holds only the
 OTHER two databases, the test subject's own database (minus the test subject) is a validation set,
-and the checkpoint with the best validation loss is restored before testing (lines 205-226).
+and the checkpoint with the best validation loss is restored before testing (``image_process.py``
+lines 36-51, ``dual_inception.py`` lines 210-227).
 Selection is by a validation set, never by the test subject; we do not reproduce it (our runs
 are scored at the last epoch on all other subjects), see docs/peers.md.
 """

@@ -1,8 +1,8 @@
 """OFF-ApexNet (Gan, Liong, Yau, Huang & Tan, "OFF-ApexNet on micro-expression recognition system",
 Signal Processing: Image Communication 74, 2019; arXiv 1805.08699), re-implemented in PyTorch.
 
-Source: we found NO public code by the authors (GitHub index searched for the name, the authors'
-account christy1206 holds STSTNet, Bi-WOOF and others but not OFF-ApexNet). The architecture is the
+Source: we found NO public code by the authors (GitHub index searched for the name; the account
+christy1206 with the co-author Liong's STSTNet and Bi-WOOF code has none). The architecture is the
 paper's two-stream network as re-implemented by a third party,
 github.com/ECNU-Cross-Innovation-Lab/PRICAI2021-Off-TANet ``models/off_apexnet.py`` (its README
 lists OFF-ApexNet at 2.66M parameters), whose layer sizes we follow:
