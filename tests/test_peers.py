@@ -309,3 +309,18 @@ def test_loso_takes_every_peer_with_its_own_variant(tmp_path, capsys):
     assert main(["loso", "--model", "rcn", "--variant", "htnet-authors", "--data", str(root),
                  "--out", str(tmp_path / "bad"), "--folds", "0", "--epochs", "1"]) == 2
     assert "use --model htnet" in capsys.readouterr().err
+
+
+def test_peer_checkpoint_round_trip(tmp_path):
+    """`am3f train` / `am3f predict` work for a peer: the checkpoint's model_config carries its arch."""
+    from am3f.data import load_flow_dataset
+    from am3f.train import load_checkpoint, train_final
+    from conftest import write_fake_composite
+
+    data = load_flow_dataset(write_fake_composite(tmp_path / "d", {"s1": [0, 1, 2, 0], "s2": [2, 1, 0, 1]}))
+    mc, tc = resolve_variant("rcn-authors", epochs=1)
+    path = train_final(data, mc, tc, tmp_path / "m.pt", seed=0, variant="rcn-authors", show_progress=False)
+    model, meta = load_checkpoint(path)
+    assert meta["model_config"]["arch"] == "rcn" and meta["parameters"] == 15_331
+    assert "rcn" in meta["normalisation"]["applied"]
+    assert predict(model, data.x[:2]).shape == (2, 3)
