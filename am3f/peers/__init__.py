@@ -160,9 +160,11 @@ def _peer_variants() -> dict[str, tuple[object, dict, str]]:
                       ("htnet", HTNET), ("htnet-small", HTNET_SMALL)):
         recipe = AUTHORS_RECIPES[arch]
         reduced = " (declared reduced HTNet)" if arch == "htnet-small" else ""
+        whose = ("the Off-TANet re-implementation's recipe (no authors' code)" if arch == "offapexnet"
+                 else "its authors' recipe")
         out[arch] = (cfg, {}, f"peer {arch}{reduced} under our declared schedule (like ststnet)")
         out[f"{arch}-authors"] = (cfg, dict(recipe),
-                                  f"peer {arch}{reduced} under its authors' recipe: {recipe['optimizer']} "
+                                  f"peer {arch}{reduced} under {whose}: {recipe['optimizer']} "
                                   f"lr {recipe['lr']:g}, {recipe['epochs']} epochs, batch {recipe['batch_size']}, "
                                   f"plain CE, no augmentation, last epoch")
     return out
