@@ -9,6 +9,9 @@ from pathlib import Path
 
 from .errors import AM3FError
 
+# the names of am3f.peers.ARCHITECTURES, spelled out so that the parser does not import torch
+# (tests/test_peers.py checks that they agree)
+MODEL_NAMES = ("am3f", "ststnet", "dualinception", "offapexnet", "rcn", "htnet", "htnet-small")
 DATA_HELP = "dataset directory in the composite layout (default: $AM3F_DATA, else the embedded synthetic set)"
 
 
@@ -114,11 +117,18 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def _model_variant(args: argparse.Namespace) -> str:
-    variant = args.variant or ("ststnet" if args.model == "ststnet" else "full")
+    from .model import get_variant
+    from .peers import ARCHITECTURES
+
+    variant = args.variant or ARCHITECTURES[args.model].default_variant
     if args.model == "ststnet" and variant != "ststnet":
         raise AM3FError(f"--model ststnet has no variant {variant!r} (the peer is trained as published)")
     if args.model == "am3f" and variant == "ststnet":
         raise AM3FError("variant 'ststnet' is the peer: use --model ststnet")
+    arch = get_variant(variant)[0].arch
+    if arch != args.model:
+        raise AM3FError(f"variant {variant!r} is of model {arch!r}: use --model {arch} "
+                        f"(variants of {args.model}: {', '.join(ARCHITECTURES[args.model].variants)})")
     return variant
 
 
@@ -209,14 +219,42 @@ def cmd_variants(args: argparse.Namespace) -> None:
     for name, (cfg, train_over, desc) in VARIANTS.items():
         extra = f" [{', '.join(f'{k}={v}' for k, v in train_over.items())}]" if train_over else ""
         print(f"  {name:<22}{count_parameters(build_model(cfg)):>9,} params  {desc}{extra}")
+    from .peers import PEER_VARIANTS
+
+    print("Peers (`am3f loso --model ARCH --variant NAME`; <arch>-authors = the authors' own recipe):")
+    counts: dict[str, int] = {}  # one build per architecture (htnet has 140M parameters)
+    for name, (cfg, _, desc) in PEER_VARIANTS.items():  # their recipes are long: the description says them
+        if cfg.arch not in counts:
+            counts[cfg.arch] = count_parameters(build_model(cfg))
+        print(f"  {name:<22}{counts[cfg.arch]:>13,} params  {desc}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from .model import build_model, count_parameters
+    from .peers import ARCHITECTURES
+
+    print("every architecture `am3f loso --model NAME` trains; parameters for 3 classes at 28x28 "
+          "(counted on the built model)")
+    for name, spec in ARCHITECTURES.items():
+        n = count_parameters(build_model(spec.config))
+        if spec.params is None:
+            check = "reduced, ours" if spec.reduced else "ours"
+        else:
+            check = "= published" if n == spec.params else f"!= published {spec.params:,}"
+        print(f"{name:<14}{n:>13,} params  ({check})  variants: {', '.join(spec.variants)}")
+        print(f"{'':<16}paper:  {spec.paper}")
+        print(f"{'':<16}input:  {spec.input}")
+        print(f"{'':<16}source: {spec.source}")
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     from .train import DEFAULT_TRAIN as d
 
-    p.add_argument("--model", choices=["am3f", "ststnet"], default="am3f", help="architecture (default: am3f)")
+    p.add_argument("--model", choices=MODEL_NAMES, default="am3f",
+                   help="architecture (default: am3f; `am3f models` lists them)")
     p.add_argument("--variant", default=None,
-                   help="named variant (list: `am3f variants`; default: full for am3f, ststnet for ststnet)")
+                   help="named variant (list: `am3f variants`; default: the model's own, e.g. full for am3f, "
+                        "rcn for rcn; <arch>-authors: the peer under its authors' published recipe)")
     g = p.add_argument_group("schedule overrides",
                              "default: the declared schedule of the variant (am3f.train.TrainConfig)")
     g.add_argument("--epochs", type=int, default=None, metavar="N", help=f"training epochs (default: {d.epochs})")
@@ -395,10 +433,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda[:N]")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("variants", help="list the named model variants (ablations)",
-                       description="Every named variant of AM3F-FlowNet (and the STSTNet peer) with its parameter "
+    p = sub.add_parser("variants", help="list the named model variants (ablations, peers, authors' recipes)",
+                       description="Every named variant of AM3F-FlowNet, STSTNet and the peers with its parameter "
                                    "count and what it changes; use one with `am3f loso --variant NAME`.")
     p.set_defaults(func=cmd_variants)
+
+    p = sub.add_parser("models", help="list every architecture: parameters, input, source",
+                       description="AM3F-FlowNet, STSTNet and the peers of am3f.peers (Dual-Inception, "
+                                   "OFF-ApexNet, RCN, HTNet and the declared reduced htnet-small), with "
+                                   "their parameter count (checked against the published model), what "
+                                   "the authors' model is fed and where its public code is.")
+    p.set_defaults(func=cmd_models)
 
     return parser
 

@@ -240,23 +240,40 @@ VARIANTS: dict[str, tuple[ModelConfig, dict, str]] = {
 
 
 def get_variant(name: str) -> tuple[ModelConfig, dict]:
-    if name not in VARIANTS:
-        raise AM3FError(f"unknown variant {name!r} (known: {', '.join(VARIANTS)})")
-    cfg, train_overrides, _ = VARIANTS[name]
+    """Model config and training overrides of a named variant: ours (:data:`VARIANTS`) or a peer's
+    (:data:`am3f.peers.PEER_VARIANTS`, whose model config is that peer's config class)."""
+    from .peers import PEER_VARIANTS
+
+    if name not in VARIANTS and name not in PEER_VARIANTS:
+        raise AM3FError(f"unknown variant {name!r} (known: {', '.join(list(VARIANTS) + list(PEER_VARIANTS))})")
+    cfg, train_overrides, _ = VARIANTS[name] if name in VARIANTS else PEER_VARIANTS[name]
     return cfg, dict(train_overrides)
 
 
-def build_model(spec: str | ModelConfig | dict = "full", image_size: int = 28) -> nn.Module:
-    """A fresh model from a variant name, a :class:`ModelConfig` or its dict form."""
+def model_config_from_dict(d: dict):
+    """A model config from its dict form (config.json, checkpoints): :class:`ModelConfig` for
+    am3f/ststnet, the peer's config class otherwise (chosen by the ``"arch"`` key)."""
+    if d.get("arch", "am3f") in ("am3f", "ststnet"):
+        return ModelConfig.from_dict(d)
+    from .peers import peer_config_from_dict
+
+    return peer_config_from_dict(d)
+
+
+def build_model(spec: "str | ModelConfig | dict | object" = "full", image_size: int = 28) -> nn.Module:
+    """A fresh model from a variant name, a model config (:class:`ModelConfig` or a peer's) or its
+    dict form (with an ``"arch"`` key: any name of :data:`am3f.peers.ARCHITECTURES`)."""
     if isinstance(spec, str):
         spec = get_variant(spec)[0]
     elif isinstance(spec, dict):
-        spec = ModelConfig.from_dict(spec)
+        spec = model_config_from_dict(spec)
     if spec.arch == "am3f":
         return AM3FFlowNet(spec)
     if spec.arch == "ststnet":
         return STSTNetScratch(spec, image_size=image_size)
-    raise AM3FError(f"unknown architecture {spec.arch!r} (am3f or ststnet)")
+    from .peers import build_peer
+
+    return build_peer(spec, image_size=image_size)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -125,12 +125,16 @@ def parse_seeds(seeds: Sequence[int] | int | str) -> list[int]:
 def run_config(data, model: str = "am3f", variant: str = "full", epochs: int = 0) -> dict:
     """The configuration stored in config.json of a notebook-made run: what `am3f loso` stores for the
     same model, variant and epochs (variant, full model/train configs, parameter count, dataset)."""
+    from .model import get_variant
+    from .peers import ARCHITECTURES
     from .train import loso_config
 
-    if model not in ("am3f", "ststnet"):
-        raise AM3FError(f"unknown model {model!r} (am3f or ststnet)")
-    if model == "ststnet" and variant == "full":
-        variant = "ststnet"
+    if model not in ARCHITECTURES:
+        raise AM3FError(f"unknown model {model!r} (known: {', '.join(ARCHITECTURES)})")
+    if model != "am3f" and variant == "full":  # `full` is the notebooks' default: the model's own variant
+        variant = ARCHITECTURES[model].default_variant
+    if get_variant(variant)[0].arch != model:
+        raise AM3FError(f"variant {variant!r} is not a variant of model {model!r}")
     return loso_config(data, variant, epochs=epochs or None)
 
 
@@ -159,7 +163,7 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
     """
     from .data import parse_index_ranges
     from .loso import run_loso
-    from .model import ModelConfig
+    from .model import model_config_from_dict
     from .train import TrainConfig, TrainRunner
     from .utils import pick_device
 
@@ -184,7 +188,7 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
     fold_ids = parse_index_ranges(folds if folds not in (None, "") else None, len(data.subject_ids))
     seeds = parse_seeds(seeds)
     dev = pick_device(device)
-    runner = TrainRunner(ModelConfig.from_dict(config["model_config"]), TrainConfig.from_dict(config["train_config"]),
+    runner = TrainRunner(model_config_from_dict(config["model_config"]), TrainConfig.from_dict(config["train_config"]),
                          device=dev, record_epochs=True)
     run_loso(data, runner, path, seeds=seeds, folds=fold_ids, config=config, device=str(dev),
              show_progress=show_progress)
@@ -201,14 +205,14 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
     import torch
 
     from .loso import split_fold
-    from .model import ModelConfig, build_model
+    from .model import build_model, model_config_from_dict
     from .train import TrainConfig, fit
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
     if "model_config" not in config:
         raise AM3FError(f"{run_dir}: run has no model/train configuration to re-fit from")
-    model_cfg = ModelConfig.from_dict(config["model_config"])
+    model_cfg = model_config_from_dict(config["model_config"])
     path = run_dir / "models" / f"s{seed}_{subject}.pt"
     if cache and path.is_file():
         model = build_model(model_cfg, image_size=data.image_size[0])

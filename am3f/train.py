@@ -57,15 +57,26 @@ class TrainConfig:
     tta_flip: bool = True  # test-time: average the probabilities of the image and its flow-aware mirror
     n_models: int = 1  # ensemble of independently seeded models per fold, probabilities averaged
     threads: int = 1  # torch CPU threads (CPU only; 1 avoids OpenMP spin-waits on a shared 2-core box)
+    # added for the peers' published recipes (am3f.peers); the defaults are the behaviour from before
+    schedule: str = "cosine"  # "cosine": linear warm-up then cosine decay (per step); "constant": lr throughout
+    nesterov: bool = True  # optimizer "sgd" only: Nesterov momentum (0.9 either way)
+    drop_last: bool = True  # drop the ragged last batch of an epoch (False: keep it, as a DataLoader does)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        # fields added later are left out at their default, so the config.json (and config hash) of
+        # every setting that existed before stays byte-identical
+        for k in LATE_FIELDS:
+            if d[k] == TrainConfig.__dataclass_fields__[k].default:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         return config_from_dict(cls, d, "training")
 
 
+LATE_FIELDS = ("schedule", "nesterov", "drop_last")
 DEFAULT_TRAIN = TrainConfig()
 # the peer is trained under the same protocol; only the model differs
 STSTNET_TRAIN = DEFAULT_TRAIN
@@ -193,16 +204,21 @@ def fit(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, se
     y_all = torch.from_numpy(data.labels.astype(np.int64)).to(device)
     n = len(y_all)
     bs = min(train_cfg.batch_size, n)
-    steps_per_epoch = max(1, n // bs)  # drop the ragged last batch (keeps BatchNorm statistics sane)
+    # drop the ragged last batch (keeps BatchNorm statistics sane), unless the recipe keeps it
+    steps_per_epoch = max(1, n // bs) if train_cfg.drop_last else math.ceil(n / bs)
     total = steps_per_epoch * train_cfg.epochs
     warmup = max(1, int(train_cfg.warmup_epochs * steps_per_epoch))
     if train_cfg.optimizer == "adamw":
         opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+    elif train_cfg.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     elif train_cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=train_cfg.lr, momentum=0.9, nesterov=True,
+        opt = torch.optim.SGD(model.parameters(), lr=train_cfg.lr, momentum=0.9, nesterov=train_cfg.nesterov,
                               weight_decay=train_cfg.weight_decay)
     else:
-        raise AM3FError(f"unknown optimizer {train_cfg.optimizer!r} (adamw or sgd)")
+        raise AM3FError(f"unknown optimizer {train_cfg.optimizer!r} (adamw, adam or sgd)")
+    if train_cfg.schedule not in ("cosine", "constant"):
+        raise AM3FError(f"unknown schedule {train_cfg.schedule!r} (cosine or constant)")
     ema = copy.deepcopy(model).eval() if train_cfg.ema > 0 else None
     ema_params = [p for p in ema.parameters()] if ema is not None else []
     ema_bufs = [b for b in ema.buffers()] if ema is not None else []
@@ -215,7 +231,7 @@ def fit(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, se
             idx = order[b * bs:(b + 1) * bs]
             xb = augment(x_all[idx], train_cfg, gen, y_all[idx])
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, warmup, train_cfg.lr)
+                group["lr"] = lr_at(step, total, warmup, train_cfg.lr) if train_cfg.schedule == "cosine" else train_cfg.lr
             loss = logit_adjusted_cross_entropy(model(xb), y_all[idx], priors, train_cfg.tau,
                                                 train_cfg.weight_power, train_cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -332,9 +348,11 @@ def train_final(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfi
         "class_names": list(data.class_names),
         "channels": list(CHANNELS),
         "image_size": list(data.image_size),
-        "normalisation": {"input": "(u, v, strain), pixel / 255 in [0, 1]; per-image min-max stretched flow PNGs",
-                          "mean": list(model_cfg.mean), "std": list(model_cfg.std),
-                          "applied": "inside the model: (x - mean) / std"},
+        "normalisation": ({"input": "(u, v, strain), pixel / 255 in [0, 1]; per-image min-max stretched flow PNGs",
+                           "mean": list(model_cfg.mean), "std": list(model_cfg.std),
+                           "applied": "inside the model: (x - mean) / std"} if isinstance(model_cfg, ModelConfig) else
+                          {"input": "(u, v, strain), pixel / 255 in [0, 1]; per-image min-max stretched flow PNGs",
+                           "applied": f"inside the model: the {model_cfg.arch} authors' input conversion (am3f.peers)"}),
         "train_priors": class_priors(data.labels, model_cfg.n_classes).tolist(),
         "trained_on": {"dataset": data.name, "n_samples": len(data), "n_subjects": len(data.subject_ids),
                        "synthetic": data.synthetic},
@@ -358,7 +376,7 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
         raise AM3FError(f"{path}: not an am3f checkpoint (written by `am3f train`); torch says: {first}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise AM3FError(f"{path}: not an am3f checkpoint (format {CHECKPOINT_FORMAT} expected)")
-    model = build_model(ModelConfig.from_dict(ckpt["model_config"]), image_size=ckpt["image_size"][0])
+    model = build_model(dict(ckpt["model_config"]), image_size=ckpt["image_size"][0])
     model.load_state_dict(ckpt["state_dict"])
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
     return model.to(device).eval(), meta

@@ -59,6 +59,7 @@ RULES = [
     Rule(r"^am3f extract ", skip="needs a licensed raw CASME II copy; tests/test_extract.py runs it on a fake tree"),
     Rule(r"^am3f synth --out synthetic-set "),
     Rule(r"^am3f variants$", expect="no_mofrw"),
+    Rule(r"^am3f models$", expect="htnet"),
     Rule(r"^am3f loso .*--data synthetic-set ", append=SMALL),
     Rule(r"^am3f train --data synthetic-set ", append=" --epochs 1"),
     Rule(r"^am3f predict --checkpoint model\.pt flow\.png flow\.npz$", needs_real_data=True, expect="prediction"),
