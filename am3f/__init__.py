@@ -2,7 +2,7 @@
 
 Data flows one way, one module per stage::
 
-    frames -> flow -> data -> model / ststnet -> train -> loso -> rundir -> metrics -> tables / plots
+    frames -> flow -> data -> model / ststnet / peers -> zoo -> train -> loso -> rundir -> metrics -> tables / plots
 
 Pipeline
     ``frames``    read onset/apex frames and clips, crop the face (same box for both), spot the apex
@@ -12,6 +12,8 @@ Pipeline
     ``data``      flow-image datasets in the composite layout (``FlowDataset``); the synthetic default
     ``model``     AM3F-FlowNet: one branch per map, MSFF, MOFRW, head; named ablation variants
     ``ststnet``   the STSTNet peer and its published per-subject weights
+    ``peers``     Dual-Inception, OFF-ApexNet, RCN, HTNet: the other peers, with their authors' recipes
+    ``zoo``       every architecture and named variant in one registry; ``build_model``
     ``losses``    the logit-adjusted, class-prior-weighted loss
     ``train``     the declared training schedule, flow-aware augmentation, fold runner, checkpoints
     ``loso``      the leave-one-subject-out engine (resumable, shardable)

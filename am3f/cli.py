@@ -117,8 +117,7 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def _model_variant(args: argparse.Namespace) -> str:
-    from .model import get_variant
-    from .peers import ARCHITECTURES
+    from .zoo import ARCHITECTURES, get_variant
 
     variant = args.variant or ARCHITECTURES[args.model].default_variant
     if args.model == "ststnet" and variant != "ststnet":
@@ -213,14 +212,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_variants(args: argparse.Namespace) -> None:
-    from .model import VARIANTS, build_model, count_parameters
+    from .model import VARIANTS
+    from .zoo import PEER_VARIANTS, build_model, count_parameters
 
     print("Named variants of AM3F-FlowNet for ablations (`am3f loso --variant NAME`); [..] = changed schedule:")
     for name, (cfg, train_over, desc) in VARIANTS.items():
         extra = f" [{', '.join(f'{k}={v}' for k, v in train_over.items())}]" if train_over else ""
         print(f"  {name:<22}{count_parameters(build_model(cfg)):>9,} params  {desc}{extra}")
-    from .peers import PEER_VARIANTS
-
     print("Peers (`am3f loso --model ARCH --variant NAME`; <arch>-authors = the authors' own recipe):")
     counts: dict[str, int] = {}  # one build per architecture (htnet has 140M parameters)
     for name, (cfg, _, desc) in PEER_VARIANTS.items():  # their recipes are long: the description says them
@@ -230,8 +228,7 @@ def cmd_variants(args: argparse.Namespace) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> None:
-    from .model import build_model, count_parameters
-    from .peers import ARCHITECTURES
+    from .zoo import ARCHITECTURES, build_model, count_parameters
 
     print("every architecture `am3f loso --model NAME` trains; parameters for 3 classes at 28x28 "
           "(counted on the built model)")

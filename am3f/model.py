@@ -14,8 +14,8 @@ Everything else (widths, depths, attention forms, pooling) is *our choice*; see 
 The model takes ONE tensor (N, 3, H, W) in (u, v, strain) order with values in [0, 1] (what
 :mod:`am3f.data` produces), normalises it and splits it internally, so pytorch-grad-cam and the LOSO
 engine can treat it like any image classifier. It works for any input size >= 8 (28, 64, 112, ...).
-A variant is a plain :class:`ModelConfig`; :func:`build_model` accepts a config, a dict or a name
-from :data:`VARIANTS` (``am3f variants`` lists them).
+A variant is a plain :class:`ModelConfig` in :data:`VARIANTS` (``am3f variants`` lists them);
+:func:`am3f.zoo.build_model` builds any of them, and every peer.
 """
 
 from __future__ import annotations
@@ -237,44 +237,3 @@ VARIANTS: dict[str, tuple[ModelConfig, dict, str]] = {
     "v_strain": (replace(FULL, flows=("v", "strain")), {}, "two branches: v and strain"),
     "ststnet": (STSTNET, {}, "peer STSTNet (Liong et al. 2019) trained from scratch under the same protocol"),
 }
-
-
-def get_variant(name: str) -> tuple[ModelConfig, dict]:
-    """Model config and training overrides of a named variant: ours (:data:`VARIANTS`) or a peer's
-    (:data:`am3f.peers.PEER_VARIANTS`, whose model config is that peer's config class)."""
-    from .peers import PEER_VARIANTS
-
-    if name not in VARIANTS and name not in PEER_VARIANTS:
-        raise AM3FError(f"unknown variant {name!r} (known: {', '.join(list(VARIANTS) + list(PEER_VARIANTS))})")
-    cfg, train_overrides, _ = VARIANTS[name] if name in VARIANTS else PEER_VARIANTS[name]
-    return cfg, dict(train_overrides)
-
-
-def model_config_from_dict(d: dict):
-    """A model config from its dict form (config.json, checkpoints): :class:`ModelConfig` for
-    am3f/ststnet, the peer's config class otherwise (chosen by the ``"arch"`` key)."""
-    if d.get("arch", "am3f") in ("am3f", "ststnet"):
-        return ModelConfig.from_dict(d)
-    from .peers import peer_config_from_dict
-
-    return peer_config_from_dict(d)
-
-
-def build_model(spec: "str | ModelConfig | dict | object" = "full", image_size: int = 28) -> nn.Module:
-    """A fresh model from a variant name, a model config (:class:`ModelConfig` or a peer's) or its
-    dict form (with an ``"arch"`` key: any name of :data:`am3f.peers.ARCHITECTURES`)."""
-    if isinstance(spec, str):
-        spec = get_variant(spec)[0]
-    elif isinstance(spec, dict):
-        spec = model_config_from_dict(spec)
-    if spec.arch == "am3f":
-        return AM3FFlowNet(spec)
-    if spec.arch == "ststnet":
-        return STSTNetScratch(spec, image_size=image_size)
-    from .peers import build_peer
-
-    return build_peer(spec, image_size=image_size)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -125,9 +125,8 @@ def parse_seeds(seeds: Sequence[int] | int | str) -> list[int]:
 def run_config(data, model: str = "am3f", variant: str = "full", epochs: int = 0) -> dict:
     """The configuration stored in config.json of a notebook-made run: what `am3f loso` stores for the
     same model, variant and epochs (variant, full model/train configs, parameter count, dataset)."""
-    from .model import get_variant
-    from .peers import ARCHITECTURES
     from .train import loso_config
+    from .zoo import ARCHITECTURES, get_variant
 
     if model not in ARCHITECTURES:
         raise AM3FError(f"unknown model {model!r} (known: {', '.join(ARCHITECTURES)})")
@@ -163,9 +162,9 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
     """
     from .data import parse_index_ranges
     from .loso import run_loso
-    from .model import model_config_from_dict
     from .train import TrainConfig, TrainRunner
     from .utils import pick_device
+    from .zoo import model_config_from_dict
 
     config = run_config(data, model, variant, epochs)
     if run_dir:
@@ -205,8 +204,8 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
     import torch
 
     from .loso import split_fold
-    from .model import build_model, model_config_from_dict
     from .train import TrainConfig, fit
+    from .zoo import build_model, model_config_from_dict
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())

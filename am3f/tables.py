@@ -134,7 +134,7 @@ def ablation_table(runs: Mapping[str, RunResult | str | os.PathLike], reference:
     """
     if descriptions is None:
         try:
-            from .model import VARIANTS
+            from .zoo import VARIANTS
 
             descriptions = {k: v[2] for k, v in VARIANTS.items()}
         except ImportError:  # pragma: no cover - model module not there

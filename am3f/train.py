@@ -28,9 +28,10 @@ from torch import nn
 from .data import CHANNELS, FlowDataset
 from .errors import AM3FError
 from .losses import class_priors, logit_adjusted_cross_entropy
-from .model import ModelConfig, build_model, count_parameters, get_variant
+from .model import ModelConfig
 from .rundir import FoldOutput, dataset_info
 from .utils import atomic_write, config_from_dict, progress
+from .zoo import build_model, count_parameters, get_variant
 
 
 # ----------------------------------------------------------------------------- the schedule
@@ -231,7 +232,8 @@ def fit(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, se
             idx = order[b * bs:(b + 1) * bs]
             xb = augment(x_all[idx], train_cfg, gen, y_all[idx])
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, warmup, train_cfg.lr) if train_cfg.schedule == "cosine" else train_cfg.lr
+                group["lr"] = (lr_at(step, total, warmup, train_cfg.lr) if train_cfg.schedule == "cosine"
+                               else train_cfg.lr)
             loss = logit_adjusted_cross_entropy(model(xb), y_all[idx], priors, train_cfg.tau,
                                                 train_cfg.weight_power, train_cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
@@ -352,7 +354,7 @@ def train_final(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfi
                            "mean": list(model_cfg.mean), "std": list(model_cfg.std),
                            "applied": "inside the model: (x - mean) / std"} if isinstance(model_cfg, ModelConfig) else
                           {"input": "(u, v, strain), pixel / 255 in [0, 1]; per-image min-max stretched flow PNGs",
-                           "applied": f"inside the model: the {model_cfg.arch} authors' input conversion (am3f.peers)"}),
+                           "applied": f"inside the model: the {model_cfg.arch} authors' input conversion"}),
         "train_priors": class_priors(data.labels, model_cfg.n_classes).tolist(),
         "trained_on": {"dataset": data.name, "n_samples": len(data), "n_subjects": len(data.subject_ids),
                        "synthetic": data.synthetic},

@@ -29,10 +29,10 @@ import torch
 from am3f.data import load_dataset
 from am3f.loso import run_loso
 from am3f.metrics import megc_scores, summarize
-from am3f.model import build_model, count_parameters
 from am3f.rundir import merge_run
 from am3f.train import TrainRunner, dev_subjects, holdout_subjects, resolve_variant
 from am3f.utils import pick_device
+from am3f.zoo import build_model, count_parameters
 
 MODELS = {"am3f": ("full", "am3f-composite"), "ststnet": ("ststnet", "ststnet-scratch-composite")}
 

@@ -6,8 +6,8 @@ import torch
 
 from am3f import gradcam
 from am3f.data import load_flow_dataset
-from am3f.model import build_model
 from am3f.synth import true_motion_mask
+from am3f.zoo import build_model
 
 
 class TinyTwoBranch(torch.nn.Module):

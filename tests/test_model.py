@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from am3f.losses import LogitAdjustedLoss, class_priors, logit_adjusted_cross_entropy, prior_weights
-from am3f.model import VARIANTS, AM3FFlowNet, ModelConfig, build_model, count_parameters, get_variant
+from am3f.model import VARIANTS, AM3FFlowNet, ModelConfig
+from am3f.zoo import build_model, count_parameters, get_variant
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

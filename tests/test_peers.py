@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from am3f.model import build_model, count_parameters, get_variant, model_config_from_dict
-from am3f.peers import ARCHITECTURES, AUTHORS_RECIPES, PEER_VARIANTS
+from am3f.peers import AUTHORS_RECIPES
 from am3f.peers.htnet import region_mosaic
 from am3f.train import DEFAULT_TRAIN, LATE_FIELDS, TrainConfig, fit, predict, resolve_variant
+from am3f.zoo import ARCHITECTURES, PEER_VARIANTS, build_model, count_parameters, get_variant, model_config_from_dict
 
 PEERS = ["dualinception", "offapexnet", "rcn", "htnet", "htnet-small"]
 FAST_PEERS = [p for p in PEERS if p != "htnet"]  # htnet has 140M parameters: only where it matters
@@ -209,6 +209,7 @@ def test_train_config_defaults_keep_their_json():
 def test_plain_recipe_fits(tmp_path):
     """Adam / SGD without Nesterov, constant rate, ragged last batch kept (fake data)."""
     from am3f.data import load_flow_dataset
+
     from conftest import write_fake_composite
 
     data = load_flow_dataset(write_fake_composite(tmp_path / "d", {"s1": [0, 1, 2, 0, 1], "s2": [2, 2, 0, 1]}))
@@ -298,6 +299,7 @@ def test_models_command_lists_every_architecture(capsys):
 
 def test_loso_takes_every_peer_with_its_own_variant(tmp_path, capsys):
     from am3f.cli import main
+
     from conftest import write_fake_composite
 
     root = write_fake_composite(tmp_path / "d", {"s1": [0, 1, 2, 0], "s2": [2, 1, 0, 1], "s3": [0, 2, 1]})
@@ -315,6 +317,7 @@ def test_peer_checkpoint_round_trip(tmp_path):
     """`am3f train` / `am3f predict` work for a peer: the checkpoint's model_config carries its arch."""
     from am3f.data import load_flow_dataset
     from am3f.train import load_checkpoint, train_final
+
     from conftest import write_fake_composite
 
     data = load_flow_dataset(write_fake_composite(tmp_path / "d", {"s1": [0, 1, 2, 0], "s2": [2, 1, 0, 1]}))

@@ -19,7 +19,7 @@ from ..utils import config_from_dict
 
 class PeerConfigMixin:
     """``to_dict`` / ``from_dict`` like :class:`am3f.model.ModelConfig` (the dict is what a run's
-    config.json records; its ``"arch"`` key tells :func:`am3f.model.build_model` what to build)."""
+    config.json records; its ``"arch"`` key tells :func:`am3f.zoo.build_model` what to build)."""
 
     def to_dict(self) -> dict:
         return asdict(self)  # type: ignore[call-overload]

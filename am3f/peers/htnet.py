@@ -63,7 +63,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .common import PeerConfigMixin, resize_to
