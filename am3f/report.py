@@ -168,7 +168,7 @@ PEERS: tuple[PeerResult, ...] = (
     PeerResult(
         method="STSTNet (published weights, our evaluation)",
         protocol="LOSO, published per-subject weights (training protocol of the authors unknown)",
-        source="our `am3f evaluate-weights` on ../shared/data/ststnet-reference (see its README)",
+        source="our `am3f evaluate-weights` on the published STSTNet per-subject weights (licence-restricted shared data)",
         composite=(0.7209, 0.7250),
         note="recomputed live when the shared data is present",
     ),

@@ -75,10 +75,13 @@ def notebooks_dir() -> Path:
 
 def find_shared_dir(shared_dir: str | os.PathLike | None = "") -> Path | None:
     """The licence-restricted real data folder: the argument, else $AM3F_SHARED, else ../shared/data
-    beside the checkout; None when absent (notebooks then skip the real-data parts)."""
+    beside the checkout; None when absent (notebooks then skip the real-data parts) or when
+    $AM3F_SHARED is ``none`` (the committed notebooks' synthetic-only runs)."""
     candidates = []
     if shared_dir:
         candidates.append(Path(shared_dir).expanduser())
+    elif os.environ.get(SHARED_ENV, "").lower() == "none":
+        return None
     else:
         if os.environ.get(SHARED_ENV):
             candidates.append(Path(os.environ[SHARED_ENV]).expanduser())
