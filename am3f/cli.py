@@ -55,6 +55,17 @@ def cmd_score(args: argparse.Namespace) -> None:
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from .reproduce import check_inputs, reproduce, summary_lines
 
+    if args.in_place:
+        from .reproduce import execute_in_place
+
+        if args.data or args.reference or args.out or args.profile not in (None, "quick"):
+            raise AM3FError("--in-place runs the notebooks' own defaults on the synthetic set: "
+                            "no --data, --reference, --out or --profile full")
+        timings = execute_in_place(args.notebooks or None)
+        print(f"executed in place on the embedded SYNTHETIC set, {sum(timings.values()):.0f} s: "
+              + ", ".join(f"notebooks/{n}.ipynb" for n in timings))
+        return
+    args.profile = args.profile or "quick"
     # every input is checked before a notebook starts, so a bad --data never leaves a half-made OUT
     data_root, shared_dir = check_inputs(args.data, args.reference)
     out = reproduce(data_root, profile=args.profile, out=args.out, notebooks=args.notebooks or None,
@@ -323,12 +334,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="real reference material for the checks of notebooks 01 and 03: a folder holding "
                         "ststnet-reference/ (published STSTNet weights) and real-onset-apex/ (default: the folder "
                         "above --data when it holds them; none without --data)")
-    p.add_argument("--profile", choices=["quick", "full"], default="quick", help="size of the runs (default: quick)")
+    p.add_argument("--profile", choices=["quick", "full"], default=None, help="size of the runs (default: quick)")
     p.add_argument("--out", default=None,
                    help="output folder (default: reproduce-<profile> inside $AM3F_OUT, else inside the "
                         "checkout's git-ignored out/)")
     p.add_argument("--notebooks", nargs="*", default=None, metavar="NAME",
                    help="only these notebooks, e.g. 02_train_loso 03_results_tables (default: all, in order)")
+    p.add_argument("--in-place", action="store_true",
+                   help="execute notebooks/*.ipynb with their own default parameters (embedded SYNTHETIC set, "
+                        "CI-sized, real data switched off) and write them back with their outputs, volatile "
+                        "metadata stripped: the committed outputs that strict nbval checks")
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("flow", help="optical flow (u, v, strain) between an onset and an apex frame",

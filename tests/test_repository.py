@@ -19,7 +19,8 @@ def readme_commands() -> list[str]:
 
 def test_readme_starts_with_install_and_test_commands():
     install, test = readme_commands()[:2]
-    assert 'pip install -e ".[dev]"' in install
+    assert 'pip install -e ".[dev,site]"' in install
+    assert install.endswith("&& am3f reproduce --profile quick"), "the first command also runs the main job"
     assert "pytest" in test
 
 
@@ -27,7 +28,14 @@ def test_ci_runs_the_readme_test_command_after_a_fresh_install():
     ci = (REPO / ".ci" / "run").read_text()
     test_command = readme_commands()[1]
     assert test_command in ci.splitlines()
-    assert ci.index('pip install --quiet -e ".[dev]"') < ci.index(test_command)
+    assert ci.index('pip install --quiet -e ".[dev,site]"') < ci.index(test_command)
+
+
+def test_notebooks_are_checked_by_strict_nbval():
+    test_command = readme_commands()[1]
+    assert "--nbval " in test_command + " " and "--nbval-lax" not in test_command
+    assert "--nbval-sanitize-with notebooks/nbval_sanitize.cfg" in test_command
+    assert test_command.endswith("tests notebooks")
 
 
 def test_dependencies_as_decided():

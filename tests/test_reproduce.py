@@ -34,7 +34,7 @@ def test_notebook_structure(name):
     assert assigned <= reproduce._declared_parameters(NOTEBOOK_DIR / f"{name}.ipynb"), name
     for cell in nb.cells:
         if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None, f"{name}: outputs must be cleared"
+            # outputs are committed (am3f reproduce --in-place) and checked in test_notebook_outputs.py
             # notebooks call the package; they never define functions of their own except tiny caches
             assert "\ndef " not in "\n" + cell.source or "lru_cache" in cell.source
             assert "figures/" not in cell.source.replace("out/figures", "")
