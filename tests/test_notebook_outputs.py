@@ -18,7 +18,6 @@ import sys
 import nbformat
 import pytest
 
-
 from am3f import reproduce
 from am3f.cli import main
 
