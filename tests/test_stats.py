@@ -311,3 +311,37 @@ def test_score_and_compare_agree_with_a_simple_independent_bootstrap(realistic_r
             assert cmp[f"p_{m}"] == pytest.approx(p, abs=0.06), (subset, m)
     assert res["delta_uf1"] == pytest.approx(res["uf1_a"] - res["uf1_b"])
     assert res["n_subjects"] == pa[["dataset", "subject"]].drop_duplicates().shape[0]
+
+
+def test_verdict_in_words():
+    assert stats.verdict((-0.03, 0.02)) == "no detectable effect"
+    assert stats.verdict((0.0, 0.02)) == "no detectable effect"  # an interval touching 0 contains it
+    assert stats.verdict((-0.05, -0.01), worse="worse than full") == "worse than full"
+    assert stats.verdict((0.01, 0.05)) == "better"
+    assert stats.format_delta(-0.01234, (-0.0311, 0.0522)) == "-0.0123 [-0.031, 0.052]"
+
+
+# ----------------------------------------------------------------------------- figures
+def test_forest_plot_and_interval_figure_are_labelled_and_saved(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from am3f import plots, writers
+
+    preds = toy_predictions()
+    runs = {name: write_run(tmp_path / name, p, synthetic=True)
+            for name, p in (("full", preds), ("no_msff", perturbed(preds)), ("u", perturbed(preds, seed=3)))}
+    deltas = stats.paired_deltas(runs)
+    assert list(deltas.variant) == ["no_msff", "no_msff", "u", "u"] and deltas.p.between(0, 1).all()
+    fig = plots.forest_plot(deltas, synthetic=True)
+    assert "SYNTHETIC" in fig._suptitle.get_text() and len(fig.axes) == 2
+    paths = writers.save_figure(fig, tmp_path / "figs", "ablations_forest", synthetic=True)
+    assert [p.name for p in paths] == ["ablations_forest_synthetic.png", "ablations_forest_synthetic.pdf"]
+    fig = plots.interval_vs_peers(runs["full"])
+    text = fig.axes[0].get_title()
+    assert "SYNTHETIC" in text
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels[0] == "full (ours)" and "HTNet" in labels and "EMR" not in labels  # unverified: left out
+    plt.close("all")
