@@ -84,9 +84,11 @@ def seed_mean_std(values: Sequence[float]) -> tuple[float, float]:
 def score_table(predictions: pd.DataFrame, n_classes: int = len(CLASS_NAMES)) -> pd.DataFrame:
     """One row per (seed, subset): subset 'composite' pools everything, others pool one dataset."""
     rows = []
+    # decided on the whole run: a partial seed that finished one dataset's folds only still scores it
+    per_dataset = predictions["dataset"].nunique() > 1
     for seed, by_seed in predictions.groupby("seed", sort=True):
         subsets = [("composite", by_seed)] + [(d, g) for d, g in by_seed.groupby("dataset", sort=True)]
-        if by_seed["dataset"].nunique() == 1:
+        if not per_dataset:
             subsets = subsets[:1]
         for subset, g in subsets:
             rows.append({"seed": int(seed), "subset": subset,

@@ -30,6 +30,7 @@ computed from the stacked confusion matrices (:func:`am3f.metrics.scores_from_co
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -113,8 +114,10 @@ def replicate_scores(sc: SubjectConfusions, weights: np.ndarray, subset: str = "
     # pooled[b, k] = sum_i weights[b, i] * counts[k, i]: all replicates' pooled confusion matrices at once
     pooled = np.tensordot(weights[:, mask].astype(float), sc.counts[:, mask].astype(float), axes=([1], [1]))
     scores = scores_from_confusions(pooled)  # each (n_replicates, n_seeds)
-    with np.errstate(invalid="ignore"):
-        return {m: scores[m].mean(axis=1) for m in metrics}
+    # a seed with nothing to score here (a partial run's missing folds) is left out, as in summarize()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {m: np.nanmean(scores[m], axis=1) for m in metrics}
 
 
 def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:

@@ -345,3 +345,13 @@ def test_forest_plot_and_interval_figure_are_labelled_and_saved(tmp_path):
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[0] == "full (ours)" and "HTNet" in labels and "EMR" not in labels  # unverified: left out
     plt.close("all")
+
+
+def test_a_partial_seed_is_averaged_where_it_has_predictions():
+    preds = toy_predictions(seeds=(0, 1))
+    partial = preds[(preds.seed == 0) | (preds.dataset == "casme2")]  # seed 1 finished casme2 folds only
+    summary = stats.add_intervals(summarize(partial), partial)
+    for subset, entry in summary["subsets"].items():
+        lo, hi = entry["uf1"]["ci95"]
+        assert np.isfinite([lo, hi]).all() and lo <= entry["uf1"]["mean"] <= hi, subset
+        assert stats.subset_intervals(partial)[subset]["uf1"]["estimate"] == pytest.approx(entry["uf1"]["mean"])
