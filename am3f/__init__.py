@@ -2,7 +2,8 @@
 
 Data flows one way, one module per stage::
 
-    frames -> flow -> data -> model / ststnet / peers -> zoo -> train -> loso -> rundir -> metrics -> tables / plots
+    frames -> flow -> data -> model / ststnet / peers -> zoo -> train -> loso -> rundir -> metrics -> stats
+           -> tables / plots
 
 Pipeline
     ``frames``    read onset/apex frames and clips, crop the face (same box for both), spot the apex
@@ -21,6 +22,8 @@ Pipeline
     ``metrics``   MEGC2019 scores: UF1, UAR, accuracy of pooled predictions; mean ± std over seeds
 
 Results
+    ``stats``     how sure a score is: subject-bootstrap 95 % intervals (stratified by dataset), paired
+                  comparisons of two runs (Δ, interval, p) (``am3f compare``)
     ``tables``    results, published peers and ablation tables
     ``audit``     what best-test-epoch picking and other shortcuts would add to our own runs
     ``plots``     flow pictures, class-score bars, confusion matrices

@@ -8,6 +8,7 @@ Classes are those with at least one ground-truth sample in the scored subset (ME
 code skips a class it cannot score). A class absent from the ground truth therefore does not enter
 the means; predictions into it still cost the true class its recall and F1.
 Per-dataset scores pool that dataset's subjects. Over seeds we report mean and sample std (ddof=1).
+How far a score could move with other subjects (bootstrap intervals, paired comparisons): :mod:`am3f.stats`.
 """
 
 from __future__ import annotations
@@ -28,23 +29,36 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
     return cm
 
 
-def scores_from_confusion(cm: np.ndarray) -> dict[str, float]:
-    tp = np.diag(cm).astype(float)
-    support = cm.sum(axis=1).astype(float)
-    predicted = cm.sum(axis=0).astype(float)
+def scores_from_confusions(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """UF1, UAR, accuracy and macro precision of a stack of confusion matrices (..., C, C), vectorised
+    over the leading axes (the bootstrap scores thousands at once). NaN where nothing can be scored."""
+    cm = np.asarray(cm)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(float)
+    support = cm.sum(axis=-1).astype(float)
+    predicted = cm.sum(axis=-2).astype(float)
     present = support > 0
+    n_present = present.sum(axis=-1)
     f1 = 2 * tp / np.maximum(support + predicted, 1)
     recall = tp / np.maximum(support, 1)
     precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
-    n = cm.sum()
-    return {
-        "uf1": float(f1[present].mean()) if present.any() else float("nan"),
-        "uar": float(recall[present].mean()) if present.any() else float("nan"),
-        "accuracy": float(tp.sum() / n) if n else float("nan"),
-        # macro precision: what some peers report under the name "UAR"; kept for the audit only
-        "macro_precision": float(precision[present].mean()) if present.any() else float("nan"),
-        "n": int(n),
-    }
+    n = support.sum(axis=-1)
+
+    def macro(per_class: np.ndarray) -> np.ndarray:
+        # mean over the classes present in the ground truth only (see the module docstring)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n_present > 0, np.where(present, per_class, 0.0).sum(axis=-1) / n_present, np.nan)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.where(n > 0, tp.sum(axis=-1) / n, np.nan)
+    return {"uf1": macro(f1), "uar": macro(recall), "accuracy": accuracy,
+            # macro precision: what some peers report under the name "UAR"; kept for the audit only
+            "macro_precision": macro(precision), "n": n.astype(np.int64)}
+
+
+def scores_from_confusion(cm: np.ndarray) -> dict[str, float]:
+    """The scores of one confusion matrix (rows = true class) as plain numbers."""
+    scores = scores_from_confusions(cm)
+    return {k: int(v) if k == "n" else float(v) for k, v in scores.items()}
 
 
 def megc_scores(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int = len(CLASS_NAMES)) -> dict[str, float]:
@@ -70,9 +84,11 @@ def seed_mean_std(values: Sequence[float]) -> tuple[float, float]:
 def score_table(predictions: pd.DataFrame, n_classes: int = len(CLASS_NAMES)) -> pd.DataFrame:
     """One row per (seed, subset): subset 'composite' pools everything, others pool one dataset."""
     rows = []
+    # decided on the whole run: a partial seed that finished one dataset's folds only still scores it
+    per_dataset = predictions["dataset"].nunique() > 1
     for seed, by_seed in predictions.groupby("seed", sort=True):
         subsets = [("composite", by_seed)] + [(d, g) for d, g in by_seed.groupby("dataset", sort=True)]
-        if by_seed["dataset"].nunique() == 1:
+        if not per_dataset:
             subsets = subsets[:1]
         for subset, g in subsets:
             rows.append({"seed": int(seed), "subset": subset,
@@ -95,18 +111,35 @@ def summarize(predictions: pd.DataFrame, n_classes: int = len(CLASS_NAMES)) -> d
     return out
 
 
+def format_interval(interval: Sequence[float] | None, digits: int = 3) -> str:
+    """'[0.643, 0.773]': how every 95 % subject-bootstrap interval is printed ('' when there is none)."""
+    if interval is None or any(v is None or np.isnan(v) for v in interval):
+        return ""
+    lo, hi = interval
+    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
 def format_summary(summary: dict) -> str:
-    """Plain-text table of a :func:`summarize` result (what ``am3f score`` prints)."""
+    """Plain-text table of a :func:`summarize` result (what ``am3f score`` prints); a metric with a
+    ``ci95`` entry (added by :func:`am3f.stats.add_intervals`) is followed by its interval."""
     seeds = summary["seeds"]
     multi = len(seeds) > 1
-    lines = [f"seeds: {' '.join(map(str, seeds))}" + ("   (mean ± std over seeds)" if multi else "")]
-    head = f"{'subset':<12}{'n':>5}  {'UF1':>15}  {'UAR':>15}  {'accuracy':>15}"
-    lines += [head, "-" * len(head)]
-    for e in summary["subsets"].values():
+    entries = list(summary["subsets"].values())
+    with_ci = any("ci95" in e["uf1"] for e in entries)
+    notes = ["mean ± std over seeds"] if multi else []
+    notes += ["[lo, hi] = 95 % subject-bootstrap interval"] if with_ci else []
+    lines = [f"seeds: {' '.join(map(str, seeds))}" + (f"   ({'; '.join(notes)})" if notes else "")]
+    rows = []
+    for e in entries:
         cells = []
         for m in ("uf1", "uar", "accuracy"):
-            cells.append(f"{e[m]['mean']:.4f} ± {e[m]['std']:.4f}" if multi else f"{e[m]['mean']:.4f}")
-        lines.append(f"{e['title']:<12}{e['n']:>5}  {cells[0]:>15}  {cells[1]:>15}  {cells[2]:>15}")
+            cell = f"{e[m]['mean']:.4f} ± {e[m]['std']:.4f}" if multi else f"{e[m]['mean']:.4f}"
+            cells.append(f"{cell} {format_interval(e[m].get('ci95'))}".rstrip())
+        rows.append((e["title"], e["n"], cells))
+    width = max(15, *(len(c) for _, _, cells in rows for c in cells))
+    head = f"{'subset':<12}{'n':>5}  " + "  ".join(f"{t:>{width}}" for t in ("UF1", "UAR", "accuracy"))
+    lines += [head, "-" * len(head)]
+    lines += [f"{title:<12}{n:>5}  " + "  ".join(f"{c:>{width}}" for c in cells) for title, n, cells in rows]
     if multi:
         lines.append("")
         lines.append("per seed (composite UF1 / UAR):")

@@ -217,3 +217,88 @@ def confusion_figures(run: RunResult | str | os.PathLike, figures_dir: str | os.
             save_figure(fig, figures_dir, f"{stem}_{subset}", synthetic=run.synthetic)
         figs[subset] = fig
     return figs
+
+
+# ----------------------------------------------------------------------------- uncertainty
+VERDICT_COLOURS = {"no detectable effect": "tab:gray", "worse": "tab:red", "better": "tab:green"}
+
+
+def forest_plot(deltas: pd.DataFrame, reference: str = "full", metrics: Sequence[str] = ("uf1", "uar"),
+                title: str = "", synthetic: bool = False):
+    """Δ (variant − ``reference``) with its 95 % paired subject-bootstrap interval, one line per
+    variant, one panel per metric, a line at zero; grey = no detectable effect, red = worse, green =
+    better. ``deltas``: :func:`am3f.stats.paired_deltas`."""
+    import matplotlib.pyplot as plt
+
+    deltas = deltas[deltas["metric"].isin(metrics) & deltas["delta"].notna()]
+    variants = list(dict.fromkeys(deltas["variant"]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.45 * len(variants) + 1.6),
+                             sharey=True, squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        d = deltas[deltas["metric"] == m].set_index("variant").reindex(variants)
+        y = np.arange(len(variants))[::-1]
+        colours = [next((c for k, c in VERDICT_COLOURS.items() if str(v).startswith(k)), "tab:gray")
+                   for v in d["verdict"]]
+        ax.axvline(0, color="black", lw=0.8)
+        ax.hlines(y, d["lo"], d["hi"], colors=colours, lw=2)
+        ax.scatter(d["delta"], y, c=colours, zorder=3, s=22)
+        for yi, (_, r) in zip(y, d.iterrows()):
+            ax.annotate(f"p={r['p']:.3f}", (r["hi"], yi), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=7)
+        ax.set_yticks(y, variants, fontsize=8)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(5))
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_xlabel(f"Δ {m.upper()} vs {reference} (95 % paired subject bootstrap)", fontsize=8)
+        ax.margins(x=0.25)
+    fig.suptitle(synthetic_caption(title or f"Ablations against {reference}: composite Δ with interval", synthetic),
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def interval_vs_peers(runs, peers: pd.DataFrame | None = None, title: str = "", synthetic: bool | None = None):
+    """How wide the 95 % subject interval of one composite UF1 is, next to the published composite
+    UF1 values (``am3f/published_peers.csv``): our run(s) with their interval, each peer's number as a
+    dot with our interval's width drawn around it (light, for scale only: a peer's own interval on
+    these 68 subjects is unknown but of similar width)."""
+    import matplotlib.pyplot as plt
+
+    from .stats import subset_intervals
+    from .tables import published_peers
+
+    runs = as_runs(runs)
+    synthetic = any(r.synthetic for r in runs) if synthetic is None else synthetic
+    peers = published_peers() if peers is None else peers
+    peers = peers[peers["composite_uf1"].notna()]
+    ours = [(r.label, subset_intervals(r.predictions, metrics=("uf1",))["composite"]["uf1"]) for r in runs]
+    below, above = ours[0][1]["estimate"] - ours[0][1]["ci95"][0], ours[0][1]["ci95"][1] - ours[0][1]["estimate"]
+    rows = [(f"{label} (ours)", iv["estimate"], iv["ci95"], True) for label, iv in ours]
+    rows += [(p["method"], p["composite_uf1"], (p["composite_uf1"] - below, p["composite_uf1"] + above), False)
+             for p in peers.to_dict("records")]
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 2.0))
+    y = np.arange(len(rows))[::-1]
+    for yi, (_, value, (lo, hi), mine) in zip(y, rows):
+        colour = "tab:blue" if mine else "tab:orange"
+        ax.hlines(yi, lo, hi, colors=colour, lw=3 if mine else 1.5, alpha=1 if mine else 0.35)
+        ax.plot(value, yi, "o", color=colour, ms=6)
+        ax.annotate(f"{value:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if mine else ""), (hi, yi), xytext=(5, 0),
+                    textcoords="offset points", va="center", fontsize=7)
+    est = ours[0][1]["estimate"]
+    ax.axvspan(est - 0.03, est + 0.03, color="tab:blue", alpha=0.08, lw=0)
+    ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
+    first = runs[0].predictions
+    n_subjects = len(first[["dataset", "subject"]].drop_duplicates())
+    ax.set_xlabel(f"composite UF1 (ours: {first['sample_id'].nunique()} samples, {n_subjects} subjects; "
+                  "published: MEGC2019 composite, 442 samples, 68 subjects)", fontsize=8)
+    ax.margins(x=0.2)
+    width = ours[0][1]["ci95"][1] - ours[0][1]["ci95"][0]
+    spread = peers["composite_uf1"].max() - peers["composite_uf1"].min() if len(peers) else float("nan")
+    note = (f"blue bar: 95 % subject-bootstrap interval of our score (width {width:.3f}); shaded: ±0.03 around it; "
+            f"orange: published values (spread {spread:.3f}), light bar = our interval's width for scale.\n"
+            "A 0.01–0.03 gap between two single composite scores lies well inside one interval: on its own it "
+            "does not show that one method is better (use a paired comparison, `am3f compare`).")
+    fig.text(0.01, -0.02, note, fontsize=7, va="top", wrap=True)
+    ax.set_title(synthetic_caption(title or "One composite UF1 and its 95 % interval beside published numbers",
+                                   synthetic), fontsize=9)
+    fig.tight_layout()
+    return fig

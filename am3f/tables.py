@@ -1,9 +1,11 @@
-"""Result tables from run directories: ours (mean ± std over seeds), beside published peers, and
-ablations. Display tables are pandas DataFrames of strings; :mod:`am3f.writers` saves them."""
+"""Result tables from run directories: ours (mean ± std over seeds and the 95 % subject-bootstrap
+interval), beside published peers, and ablations (paired Δ against the reference with interval, p and
+a verdict). Display tables are pandas DataFrames of strings; :mod:`am3f.writers` saves them."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -12,8 +14,9 @@ from importlib import resources
 import pandas as pd
 
 from .data import DATASET_TITLES
-from .metrics import score_table, seed_mean_std, subset_key
+from .metrics import format_interval, score_table, seed_mean_std, subset_key
 from .rundir import RunResult, as_runs, load_run
+from .stats import format_delta, paired_deltas, subset_intervals
 from .writers import EMPTY, SYNTHETIC_TAG
 
 METRICS: tuple[str, ...] = ("uf1", "uar", "accuracy")
@@ -32,20 +35,32 @@ def format_mean_std(mean: float, std: float | None = None, n_seeds: int = 1, dig
 
 
 def scores_long(runs, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
-    """Long table: one row per (method, subset, metric) with mean, std (ddof=1) over seeds, n_seeds."""
+    """Long table: one row per (method, subset, metric) with mean, std (ddof=1) over seeds, n_seeds and
+    the 95 % subject-bootstrap interval ci_lo, ci_hi (:mod:`am3f.stats`)."""
     rows = []
     for run in as_runs(runs):
         table = score_table(run.predictions)
+        intervals = subset_intervals(run.predictions, metrics=tuple(metrics))
         for subset, g in table.groupby("subset", sort=False):
             for m in metrics:
                 mean, std = seed_mean_std(g[m])
+                lo, hi = intervals[subset][m]["ci95"]
                 rows.append({"method": run.label, "subset": subset, "metric": m, "mean": mean, "std": std,
-                             "n_seeds": len(g), "n": int(g["n"].iloc[0]), "synthetic": run.synthetic})
+                             "ci_lo": lo, "ci_hi": hi, "n_seeds": len(g), "n": int(g["n"].iloc[0]),
+                             "synthetic": run.synthetic})
     return pd.DataFrame(rows)
 
 
-def results_table(runs, metrics: Sequence[str] = METRICS, digits: int = 4) -> pd.DataFrame:
-    """Wide display table: one row per method, columns '<Subset> <METRIC>' holding 'mean ± std'.
+def format_score(hit: pd.Series, digits: int = 4, interval: bool = True) -> str:
+    """One cell of a results table: '0.7094 ± 0.0095 [0.643, 0.773]' (± std over seeds when there are
+    several, [95 % subject-bootstrap interval] when ``interval``)."""
+    text = format_mean_std(hit["mean"], hit["std"], int(hit["n_seeds"]), digits)
+    return f"{text} {format_interval((hit['ci_lo'], hit['ci_hi']))}".rstrip() if interval else text
+
+
+def results_table(runs, metrics: Sequence[str] = METRICS, digits: int = 4, intervals: bool = True) -> pd.DataFrame:
+    """Wide display table: one row per method, columns '<Subset> <METRIC>' holding
+    'mean ± std [lo, hi]' (the interval: 95 % subject bootstrap, :mod:`am3f.stats`).
 
     ``runs``: a run directory, a :class:`RunResult`, a list of them, or a {label: run} mapping.
     """
@@ -58,8 +73,7 @@ def results_table(runs, metrics: Sequence[str] = METRICS, digits: int = 4) -> pd
             for m in metrics:
                 hit = g[(g.subset == subset) & (g.metric == m)]
                 title = f"{DATASET_TITLES.get(subset, subset.title())} {METRIC_TITLES[m]}"
-                row[title] = (format_mean_std(hit["mean"].iloc[0], hit["std"].iloc[0], int(hit["n_seeds"].iloc[0]),
-                                              digits) if len(hit) else EMPTY)
+                row[title] = format_score(hit.iloc[0], digits, intervals) if len(hit) else EMPTY
         row["Seeds"] = int(g["n_seeds"].max())
         out.append(row)
     return pd.DataFrame(out)
@@ -127,7 +141,9 @@ def peers_table(ours=None, ststnet_run: str | os.PathLike | None = None,
 # ----------------------------------------------------------------------------- ablations
 def ablation_table(runs: Mapping[str, RunResult | str | os.PathLike], reference: str | None = "full",
                    descriptions: Mapping[str, str] | None = None, digits: int = 4) -> pd.DataFrame:
-    """One row per variant: composite UF1 / UAR / accuracy (mean ± std) and Δ UF1 vs ``reference``.
+    """One row per variant: composite UF1 / UAR / accuracy (mean ± std) and, against ``reference``,
+    the paired Δ UF1 and Δ UAR with their 95 % subject-bootstrap interval and p (:mod:`am3f.stats`)
+    and a verdict in words from the Δ UF1 interval ("no detectable effect" when it contains 0).
 
     ``runs`` maps a variant name to its run directory. Descriptions default to the model module's
     variant list when it is importable.
@@ -139,19 +155,26 @@ def ablation_table(runs: Mapping[str, RunResult | str | os.PathLike], reference:
             descriptions = {k: v[2] for k, v in VARIANTS.items()}
         except ImportError:  # pragma: no cover - model module not there
             descriptions = {}
+    # read each run once, and name it by its key (a RunResult given as a value may carry another label)
+    runs = {name: dataclasses.replace(run, label=name) for name, run in zip(runs.keys(), as_runs(runs))}
     long = scores_long(runs, metrics=METRICS)
     comp = long[long.subset == "composite"]
-    ref_uf1 = None
-    if reference is not None and reference in set(comp.method):
-        ref_uf1 = float(comp[(comp.method == reference) & (comp.metric == "uf1")]["mean"].iloc[0])
+    deltas = None
+    if reference is not None and reference in runs:
+        deltas = paired_deltas(runs, reference).set_index(["variant", "metric"])
     rows = []
     for method, g in comp.groupby("method", sort=False):
         row = {"Variant": method, "What changes": descriptions.get(method, "")}
         for m in METRICS:
             hit = g[g.metric == m].iloc[0]
-            row[f"Composite {METRIC_TITLES[m]}"] = format_mean_std(hit["mean"], hit["std"], int(hit["n_seeds"]), digits)
-        uf1 = float(g[g.metric == "uf1"]["mean"].iloc[0])
-        row["Δ UF1"] = EMPTY if ref_uf1 is None or method == reference else f"{uf1 - ref_uf1:+.{digits}f}"
+            row[f"Composite {METRIC_TITLES[m]}"] = format_score(hit, digits, interval=False)
+        for m in ("uf1", "uar"):
+            d = None if deltas is None or (method, m) not in deltas.index else deltas.loc[(method, m)]
+            known = d is not None and not math.isnan(d["delta"])
+            row[f"Δ {METRIC_TITLES[m]}"] = format_delta(d["delta"], (d["lo"], d["hi"]), digits) if known else EMPTY
+            row[f"p ({METRIC_TITLES[m]})"] = f"{d['p']:.3f}" if known else EMPTY
+        d = None if deltas is None or (method, "uf1") not in deltas.index else deltas.loc[(method, "uf1")]
+        row["Verdict (Δ UF1)"] = "reference" if method == reference else d["verdict"] if d is not None else EMPTY
         row["Seeds"] = int(g["n_seeds"].max())
         rows.append(row)
     return pd.DataFrame(rows)

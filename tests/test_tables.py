@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from am3f import tables, writers
+from am3f import stats, tables, writers
 from am3f.data import load_flow_dataset
 from am3f.loso import run_loso
 from am3f.metrics import megc_scores
@@ -22,7 +22,9 @@ def test_results_table_mean_std_over_seeds(run_dir):
     assert list(table["Method"]) == ["full"] and table["Seeds"].iloc[0] == 2
     per_seed = _per_seed_uf1(run.predictions)
     expected = tables.format_mean_std(np.mean(per_seed), np.std(per_seed, ddof=1), 2)
-    assert table["Composite UF1"].iloc[0] == expected and "±" in expected
+    lo, hi = stats.subset_intervals(run.predictions)["composite"]["uf1"]["ci95"]
+    assert table["Composite UF1"].iloc[0] == f"{expected} [{lo:.3f}, {hi:.3f}]" and "±" in expected
+    assert "[" not in tables.results_table(run, intervals=False)["Composite UF1"].iloc[0]
     assert {"CASME II UAR", "SMIC-HS Acc."} <= set(table.columns)
     assert list(table.columns).index("Composite UF1") < list(table.columns).index("CASME II UF1")
 
@@ -85,5 +87,9 @@ def test_ablation_table_deltas(two_dataset_root, tmp_path):
     assert list(table.Variant) == ["full", "no_msff"]
     uf1 = {name: _per_seed_uf1(load_run(path).predictions)[0] for name, path in runs.items()}
     assert table["Δ UF1"].iloc[0] == writers.EMPTY
-    assert table["Δ UF1"].iloc[1] == f"{uf1['no_msff'] - uf1['full']:+.4f}"
+    assert table["Δ UF1"].iloc[1].startswith(f"{uf1['no_msff'] - uf1['full']:+.4f} [")
+    delta = stats.paired_deltas(runs).set_index("metric").loc["uf1"]
+    assert table["Δ UF1"].iloc[1] == stats.format_delta(delta["delta"], (delta["lo"], delta["hi"]))
+    assert table["p (UF1)"].iloc[1] == f"{delta['p']:.3f}" and table["Δ UAR"].iloc[1] != writers.EMPTY
+    assert table["Verdict (Δ UF1)"].tolist() == ["reference", delta["verdict"]]
     assert table["What changes"].tolist() == ["everything", "no fusion"]
