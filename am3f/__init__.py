@@ -34,7 +34,8 @@ Results
 Notebooks and command line
     ``notebook``  what every notebook starts with (``setup``, ``ensure_run``, fold models)
     ``reproduce`` run all notebooks with papermill (``am3f reproduce``)
-    ``cli``       the ``am3f`` command (also ``python -m am3f``)
+    ``cli``       the ``am3f`` command's parser and entry point (also ``python -m am3f``)
+    ``commands``  what each ``am3f`` command does
     ``errors``    the one exception type for problems a user can fix
     ``utils``     device choice, seeding, progress bars, atomic file writes, config parsing
 """

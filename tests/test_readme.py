@@ -55,7 +55,7 @@ RULES = [
     Rule(r"^python benchmarks/bench_loso\.py", skip="a benchmark (minutes per seed): not a test"),
     Rule(r"^am3f evaluate-weights .*ststnet-reference", needs_real_data=True),
     Rule(r"^am3f score runs/ststnet-published$", needs_real_data=True, expect="0.7209"),
-    Rule(r"^am3f compare runs/", needs_real_data=True, expect="UF1"),
+    Rule(r"^am3f compare runs/no_mofrw runs/ststnet-scratch$", expect="UF1"),
     Rule(r"^am3f reproduce --profile full ", skip="about an hour; the quick profile runs the same notebooks"),
     Rule(r"^mkdir -p out && papermill notebooks/02_train_loso\.ipynb ", needs_real_data=True),
     Rule(r"^am3f flow onset\.jpg apex\.jpg ", needs_real_data=True),

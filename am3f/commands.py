@@ -1,0 +1,279 @@
+"""What each ``am3f`` command does; :mod:`am3f.cli` holds the argument parser that calls these.
+
+Every ``cmd_*`` takes the parsed arguments, does its work through the package's modules and prints a
+short report; problems a user can fix are raised as :class:`am3f.errors.AM3FError`, which the CLI
+prints as one line (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .errors import AM3FError
+
+
+# ----------------------------------------------------------------------------- evaluate-weights
+def cmd_evaluate_weights(args: argparse.Namespace) -> None:
+    from .data import load_dataset
+    from .ststnet import evaluate_published_weights
+    from .utils import pick_device
+
+    if args.model != "ststnet":
+        raise AM3FError(f"no published weights reader for model {args.model!r} (available: ststnet)")
+    data = load_dataset(args.data)
+    print(data.describe())
+    evaluate_published_weights(args.weights, data, args.out, device=pick_device(args.device), folds=_folds(args, data))
+    print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
+
+
+# ----------------------------------------------------------------------------- score
+def cmd_score(args: argparse.Namespace) -> None:
+    from .metrics import format_summary, summarize
+    from .rundir import load_run
+    from .stats import add_intervals
+
+    path = Path(args.run_dir)
+    if not path.exists():
+        raise AM3FError(f"{path}: run directory does not exist")
+    run = load_run(path)
+    summary = add_intervals(summarize(run.predictions), run.predictions)
+    summary["run"] = {"dir": str(path), "complete": run.complete, "folds_done": run.info["folds_done"],
+                      "synthetic": run.synthetic, "wall_s_per_seed": run.info["wall_s_per_seed"]}
+    (path / "metrics.json").write_text(json.dumps(summary, indent=2))
+    if run.synthetic:
+        print("[SYNTHETIC DATA] these scores are on the generated synthetic set, not on real micro-expressions")
+    if not run.complete:
+        print(f"warning: run is incomplete (folds done per seed: {run.info['folds_done']}); "
+              f"scores cover finished folds only")
+    print(format_summary(summary))
+    print(f"wrote {path / 'metrics.json'}")
+
+
+# ----------------------------------------------------------------------------- compare
+def cmd_compare(args: argparse.Namespace) -> None:
+    from .stats import compare_runs, format_comparison
+
+    for path in (args.run_a, args.run_b):
+        if not Path(path).exists():
+            raise AM3FError(f"{path}: run directory does not exist")
+    result = compare_runs(args.run_a, args.run_b)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    if result["synthetic"]:
+        print("[SYNTHETIC DATA] at least one run is on the generated synthetic set, not on real micro-expressions")
+    if not result["complete"]:
+        print("warning: at least one run is incomplete; the comparison covers finished folds only")
+    print(format_comparison(result))
+
+
+# ----------------------------------------------------------------------------- reproduce
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from .reproduce import check_inputs, reproduce, summary_lines
+
+    if args.in_place:
+        from .reproduce import execute_in_place
+
+        if args.data or args.reference or args.out or args.profile not in (None, "quick"):
+            raise AM3FError("--in-place runs the notebooks' own defaults on the synthetic set: "
+                            "no --data, --reference, --out or --profile full")
+        timings = execute_in_place(args.notebooks or None)
+        print(f"executed in place on the embedded SYNTHETIC set, {sum(timings.values()):.0f} s: "
+              + ", ".join(f"notebooks/{n}.ipynb" for n in timings))
+        return
+    args.profile = args.profile or "quick"
+    # every input is checked before a notebook starts, so a bad --data never leaves a half-made OUT
+    data_root, shared_dir = check_inputs(args.data, args.reference)
+    out = reproduce(data_root, profile=args.profile, out=args.out, notebooks=args.notebooks or None,
+                    shared_dir=shared_dir)
+    print(f"done: profile {args.profile}, data {data_root or '(embedded SYNTHETIC set)'}"
+          + (f", reference material {shared_dir}" if shared_dir else ""))
+    for line in summary_lines(out):
+        print("  " + line)
+
+
+# ----------------------------------------------------------------------------- flow / extract / synth
+def cmd_flow(args: argparse.Namespace) -> None:
+    from .flow import compute_flow, write_flow_npz, write_flow_png
+    from .frames import load_pair
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npz"):
+        raise AM3FError(f"{out}: --out must end in .png (flow image) or .npz (raw u, v, strain)")
+    pair = load_pair(args.onset, args.apex, detect=not args.no_face_detect, margin=args.margin,
+                     trim=not args.no_trim)
+    flow = compute_flow(pair.onset, pair.apex, args.method, names=(args.onset, args.apex or args.onset))
+    if out.suffix.lower() == ".png":
+        write_flow_png(out, flow, size=args.size, normalise=args.normalise)
+    else:
+        write_flow_npz(out, flow)
+    x, y, w, h = pair.box
+    mag = flow.magnitude()
+    print(f"{out}: {args.method} flow of the {w}x{h} crop at ({x}, {y}); |flow| mean {mag.mean():.3f} px, "
+          f"max {mag.max():.3f} px (+u right, +v down, onset -> apex)")
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    import os
+
+    from .extract import extract
+
+    detect = {"auto": None, "on": True, "off": False}[args.face_detect]
+    workers = args.workers if args.workers is not None else max(1, min(4, os.cpu_count() or 1))
+    if workers < 1:
+        raise AM3FError(f"--workers must be at least 1, got {workers}")
+    s = extract(args.dataset, args.root, args.out, workers=workers, method=args.method, size=args.size,
+                detect=detect, sheet=args.sheet, max_side=args.max_side)
+    print(f"{s['dataset']}: {s['n_clips']} clips with a MEGC2019 label; {s['n_done_before']} already done, "
+          f"{s['n_new']} new; labels in {s['labels_csv']}")
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from .data import load_flow_dataset
+    from .synth import generate_synthetic
+
+    out = generate_synthetic(args.out, n_subjects=args.subjects, seed=args.seed, frame_size=args.frame_size)
+    print(load_flow_dataset(out).describe())
+    print(f"wrote the SYNTHETIC set to {out} (see {Path(out) / 'README.txt'})")
+
+
+# ----------------------------------------------------------------------------- loso / train / predict / variants
+def _train_overrides(args: argparse.Namespace) -> dict:
+    keys = ("epochs", "lr", "batch_size", "weight_decay", "tau", "weight_power", "ema", "n_models", "threads")
+    return {k: getattr(args, k, None) for k in keys if getattr(args, k, None) is not None}
+
+
+def _model_variant(args: argparse.Namespace) -> str:
+    from .zoo import ARCHITECTURES, get_variant
+
+    variant = args.variant or ARCHITECTURES[args.model].default_variant
+    if args.model == "ststnet" and variant != "ststnet":
+        raise AM3FError(f"--model ststnet has no variant {variant!r} (the peer is trained as published)")
+    if args.model == "am3f" and variant == "ststnet":
+        raise AM3FError("variant 'ststnet' is the peer: use --model ststnet")
+    arch = get_variant(variant)[0].arch
+    if arch != args.model:
+        raise AM3FError(f"variant {variant!r} is of model {arch!r}: use --model {arch} "
+                        f"(variants of {args.model}: {', '.join(ARCHITECTURES[args.model].variants)})")
+    return variant
+
+
+def _training_setup(args: argparse.Namespace):
+    """(variant, model config, train config, data, device) shared by `loso` and `train`."""
+    from .data import load_dataset
+    from .train import resolve_variant
+    from .utils import pick_device
+
+    variant = _model_variant(args)
+    model_cfg, train_cfg = resolve_variant(variant, **_train_overrides(args))
+    data = load_dataset(args.data)
+    print(data.describe())
+    return variant, model_cfg, train_cfg, data, pick_device(args.device)
+
+
+def cmd_loso(args: argparse.Namespace) -> None:
+    from .loso import run_loso
+    from .train import TrainRunner, loso_config
+
+    variant, model_cfg, train_cfg, data, device = _training_setup(args)
+    config = loso_config(data, variant, **_train_overrides(args))
+    print(f"model {args.model} variant {variant}: {config['parameters']:,} parameters; device {device}; "
+          f"{train_cfg.epochs} epochs x {train_cfg.n_models} model(s) per fold")
+    run_loso(data, TrainRunner(model_cfg, train_cfg, device, record_epochs=not args.no_epoch_scores), args.out,
+             seeds=args.seeds, config=config, device=str(device), folds=_folds(args, data))
+    print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .train import train_final
+
+    variant, model_cfg, train_cfg, data, device = _training_setup(args)
+    out = train_final(data, model_cfg, train_cfg, args.out, seed=args.seed, device=device, variant=variant)
+    print(f"trained {args.model} ({variant}) on all {len(data.subject_ids)} subjects; checkpoint written to {out}")
+
+
+def predict_inputs(args: argparse.Namespace, image_size: tuple[int, int]):
+    """(names, x) to classify: flow files as given (PNG or .npz), or the flow image of one onset/apex pair."""
+    import numpy as np
+
+    from .flow import read_flow_input
+
+    if args.onset:
+        if args.images:
+            raise AM3FError("give either FLOW files or --onset/--apex frames, not both")
+        from .flow import compute_flow, flow_to_image
+        from .frames import load_pair
+
+        pair = load_pair(args.onset, args.apex, detect=not args.no_face_detect)
+        flow = compute_flow(pair.onset, pair.apex, args.method, names=(args.onset, args.apex or args.onset))
+        # the same 8-bit image the composite loader reads, so frames and flow PNGs give equal inputs
+        img = flow_to_image(flow, size=image_size[0])
+        name = f"{args.onset} -> {args.apex}" if args.apex else str(args.onset)
+        return [name], (img.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+    if args.apex:
+        raise AM3FError("--apex needs --onset")
+    if not args.images:
+        raise AM3FError("give at least one FLOW file (.png or .npz), or --onset ONSET --apex APEX")
+    arrays = [read_flow_input(Path(p), tuple(image_size)) for p in args.images]
+    return list(args.images), np.stack(arrays)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .train import load_checkpoint, predict
+    from .utils import pick_device
+
+    device = pick_device(args.device)
+    model, meta = load_checkpoint(args.checkpoint, device)
+    names, x = predict_inputs(args, meta["image_size"])
+    probs = predict(model, x, device, tta_flip=bool(meta["train_config"].get("tta_flip", False)))
+    classes = meta["class_names"]
+    if args.json:
+        print(json.dumps([{"image": n, "pred": classes[int(p.argmax())],
+                           "probs": {c: round(float(v), 6) for c, v in zip(classes, p)}}
+                          for n, p in zip(names, probs)], indent=2))
+        return
+    width = max(len(n) for n in names)
+    print(f"{'image':<{width}}  " + "  ".join(f"{c:>9}" for c in classes) + "  prediction")
+    for n, p in zip(names, probs):
+        print(f"{n:<{width}}  " + "  ".join(f"{v:9.4f}" for v in p) + f"  {classes[int(p.argmax())]}")
+
+
+def cmd_variants(args: argparse.Namespace) -> None:
+    from .model import VARIANTS
+    from .zoo import PEER_VARIANTS, build_model, count_parameters
+
+    print("Named variants of AM3F-FlowNet for ablations (`am3f loso --variant NAME`); [..] = changed schedule:")
+    for name, (cfg, train_over, desc) in VARIANTS.items():
+        extra = f" [{', '.join(f'{k}={v}' for k, v in train_over.items())}]" if train_over else ""
+        print(f"  {name:<22}{count_parameters(build_model(cfg)):>9,} params  {desc}{extra}")
+    print("Peers (`am3f loso --model ARCH --variant NAME`; <arch>-authors = the authors' own recipe):")
+    counts: dict[str, int] = {}  # one build per architecture (htnet has 140M parameters)
+    for name, (cfg, _, desc) in PEER_VARIANTS.items():  # their recipes are long: the description says them
+        if cfg.arch not in counts:
+            counts[cfg.arch] = count_parameters(build_model(cfg))
+        print(f"  {name:<22}{counts[cfg.arch]:>13,} params  {desc}")
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from .zoo import ARCHITECTURES, build_model, count_parameters
+
+    print("every architecture `am3f loso --model NAME` trains; parameters for 3 classes at 28x28 "
+          "(counted on the built model)")
+    for name, spec in ARCHITECTURES.items():
+        n = count_parameters(build_model(spec.config))
+        if spec.params is None:
+            check = "reduced, ours" if spec.reduced else "ours"
+        else:
+            check = "= published" if n == spec.params else f"!= published {spec.params:,}"
+        print(f"{name:<14}{n:>13,} params  ({check})  variants: {', '.join(spec.variants)}")
+        print(f"{'':<16}paper:  {spec.paper}")
+        print(f"{'':<16}input:  {spec.input}")
+        print(f"{'':<16}source: {spec.source}")
+
+
+def _folds(args: argparse.Namespace, data) -> list[int]:
+    from .data import parse_index_ranges
+
+    return parse_index_ranges(getattr(args, "folds", None), len(data.subject_ids))
