@@ -16,7 +16,8 @@ Pipeline
     ``peers``     Dual-Inception, OFF-ApexNet, RCN, HTNet: the other peers, with their authors' recipes
     ``zoo``       every architecture and named variant in one registry; ``build_model``
     ``losses``    the logit-adjusted, class-prior-weighted loss
-    ``train``     the declared training schedule, flow-aware augmentation, fold runner, checkpoints
+    ``train``     the declared schedule, flow-aware augmentation, one batched loop training many models
+    ``checkpoint``  the final model trained on all subjects, saved and loaded (``am3f train`` / ``predict``)
     ``loso``      the leave-one-subject-out engine (resumable, shardable)
     ``rundir``    the run directory: writing folds, merging, reading runs back (``load_run``)
     ``metrics``   MEGC2019 scores: UF1, UAR, accuracy of pooled predictions; mean ± std over seeds

@@ -41,6 +41,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help=f"models per fold, probabilities averaged (default: {d.n_models})")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help=f"torch CPU threads per process (default: {d.threads})")
+    g.add_argument("--fold-group", type=int, default=None, metavar="N",
+                   help=f"LOSO folds trained together in one batched computation (default: {d.fold_group}; "
+                        f"part of the recipe: results change slightly with it)")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -179,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "`am3f score RUN_DIR` (mean ± std over seeds).")
     _add_run_options(p)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local worker processes, each single-threaded (default: every usable core; 1 on CUDA)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the folds on a Dask distributed cluster instead, e.g. tcp://HOST:8786 (needs "
+                        "`pip install 'am3f[cluster]'`); the run directory is written here")
     p.add_argument("--no-epoch-scores", action="store_true",
                    help="do not record per-epoch held-out probabilities (kept for the protocol audit only)")
     _add_train_options(p)

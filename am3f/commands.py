@@ -141,7 +141,8 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- loso / train / predict / variants
 def _train_overrides(args: argparse.Namespace) -> dict:
-    keys = ("epochs", "lr", "batch_size", "weight_decay", "tau", "weight_power", "ema", "n_models", "threads")
+    keys = ("epochs", "lr", "batch_size", "weight_decay", "tau", "weight_power", "ema", "n_models", "threads",
+            "fold_group")
     return {k: getattr(args, k, None) for k in keys if getattr(args, k, None) is not None}
 
 
@@ -174,20 +175,27 @@ def _training_setup(args: argparse.Namespace):
 
 
 def cmd_loso(args: argparse.Namespace) -> None:
-    from .loso import run_loso
+    from .loso import run_loso, usable_cores
     from .train import TrainRunner, loso_config
 
     variant, model_cfg, train_cfg, data, device = _training_setup(args)
     config = loso_config(data, variant, **_train_overrides(args))
+    if args.workers is not None and args.workers < 1:
+        raise AM3FError(f"--workers must be at least 1, got {args.workers}")
+    workers = 1 if device.type == "cuda" else (args.workers or usable_cores())
+    where = (f"Dask scheduler {args.scheduler}" if args.scheduler
+             else f"{workers} worker process(es)" if workers > 1 else "this process")
     print(f"model {args.model} variant {variant}: {config['parameters']:,} parameters; device {device}; "
-          f"{train_cfg.epochs} epochs x {train_cfg.n_models} model(s) per fold")
+          f"{train_cfg.epochs} epochs x {train_cfg.n_models} model(s) per fold, folds trained in groups of "
+          f"{train_cfg.fold_group}, on {where}")
     run_loso(data, TrainRunner(model_cfg, train_cfg, device, record_epochs=not args.no_epoch_scores), args.out,
-             seeds=args.seeds, config=config, device=str(device), folds=_folds(args, data))
+             seeds=args.seeds, config=config, device=str(device), folds=_folds(args, data), workers=workers,
+             scheduler=args.scheduler)
     print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .train import train_final
+    from .checkpoint import train_final
 
     variant, model_cfg, train_cfg, data, device = _training_setup(args)
     out = train_final(data, model_cfg, train_cfg, args.out, seed=args.seed, device=device, variant=variant)
@@ -221,7 +229,8 @@ def predict_inputs(args: argparse.Namespace, image_size: tuple[int, int]):
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from .train import load_checkpoint, predict
+    from .checkpoint import load_checkpoint
+    from .train import predict
     from .utils import pick_device
 
     device = pick_device(args.device)

@@ -1,24 +1,36 @@
-"""Leave-one-subject-out engine: one fold per subject, resumable, splittable; results go to a run
-directory (:mod:`am3f.rundir`).
+"""Leave-one-subject-out engine: one fold per subject, resumable, shardable, on every core or on a
+Dask cluster; results go to a run directory (:mod:`am3f.rundir`).
 
-Honest protocol: the fold runner gets the training subjects for fitting and the held-out subject
-only to predict at the end of its fixed schedule. Per-epoch test scores may be *recorded* to
-measure how much epoch-picking would inflate results; nothing here ever selects by them.
+Honest protocol: a fold runner gets the training subjects for fitting and the held-out subject only
+to predict at the end of its fixed schedule. Per-epoch test scores may be *recorded* to measure how
+much epoch-picking would inflate results; nothing here ever selects by them.
+
+Work is done in groups of folds: a runner with ``groups(data)`` and ``run_group(data, folds, seed=)``
+(:class:`am3f.train.TrainRunner`) trains a group in one batched computation; any other runner
+(``runner(train, test, seed=, fold=)``) runs one fold at a time. Groups are fixed by the data and the
+runner's configuration, so a fold's result does not depend on ``workers``, ``--folds`` shards or the
+scheduler. Three ways to execute them, all writing the same run directory from this process:
+
+* ``workers=1``: in this process;
+* ``workers=N``: N local worker processes, each single-threaded, each sent the dataset once;
+* ``scheduler="tcp://HOST:PORT"``: a Dask distributed cluster (the dataset is scattered to the
+  workers with the tasks: no shared filesystem needed).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from .data import FlowDataset
+from .errors import AM3FError
 from .rundir import FoldOutput, dataset_info, fold_stem, merge_run, prepare_run_dir, write_fold
 from .utils import progress
 
-__all__ = ["FoldOutput", "FoldRunner", "check_fold", "dataset_info", "run_loso", "split_fold"]
+__all__ = ["FoldOutput", "FoldRunner", "check_fold", "dataset_info", "run_loso", "split_fold", "usable_cores"]
 
 
 class FoldRunner(Protocol):
@@ -39,13 +51,105 @@ def check_fold(train: FlowDataset, test: FlowDataset, subject: str) -> None:
         raise AssertionError(f"LOSO fold for subject {subject} must hold exactly that subject's samples")
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (the default number of workers)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# ----------------------------------------------------------------------------- one group of folds
+def run_group(runner, data: FlowDataset, seed: int, folds: Sequence[int]) -> list[tuple[int, FoldOutput, float]]:
+    """(fold, output, wall seconds) for every fold of one group, run by ``runner``."""
+    if hasattr(runner, "run_group"):
+        t0 = time.perf_counter()
+        outputs = runner.run_group(data, list(folds), seed=seed)
+        wall = (time.perf_counter() - t0) / len(folds)
+        return [(k, o, wall) for k, o in zip(folds, outputs)]
+    results = []
+    for k in folds:
+        t0 = time.perf_counter()
+        out = runner(*split_fold(data, data.subject_ids[k]), seed=seed, fold=k)
+        results.append((k, out, time.perf_counter() - t0))
+    return results
+
+
+_WORKER_DATA: FlowDataset | None = None  # the dataset, sent once to each local worker process
+
+
+def _init_worker(data: FlowDataset) -> None:
+    import torch
+
+    global _WORKER_DATA
+    _WORKER_DATA = data
+    torch.set_num_threads(1)  # N single-threaded processes: no OpenMP spin-waits between them
+
+
+def _worker_task(runner, seed: int, folds: Sequence[int]):
+    return run_group(runner, _WORKER_DATA, seed, folds)
+
+
+def _dask_task(runner, data: FlowDataset, seed: int, folds: Sequence[int]):
+    import torch
+
+    torch.set_num_threads(1)
+    return run_group(runner, data, seed, folds)
+
+
+Task = tuple[int, list[int]]  # (seed, folds of one group)
+
+
+def _execute(runner, data: FlowDataset, tasks: list[Task], workers: int, scheduler: str | None
+             ) -> Iterator[tuple[Task, list[tuple[int, FoldOutput, float]]]]:
+    """Yield (task, results) as tasks finish, on the chosen executor."""
+    if scheduler:
+        yield from _execute_dask(runner, data, tasks, scheduler)
+        return
+    if workers <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield task, run_group(runner, data, *task)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: a fresh interpreter per worker, safe whatever threads torch started in this process
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(data,)) as pool:
+        futures = {pool.submit(_worker_task, runner, *task): task for task in tasks}
+        try:
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _execute_dask(runner, data: FlowDataset, tasks: list[Task], scheduler: str):
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise AM3FError("--scheduler needs Dask's `distributed` package: pip install 'am3f[cluster]'") from None
+    try:
+        client = Client(scheduler, timeout="10s")
+    except OSError as exc:
+        raise AM3FError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    with client:
+        shared = client.scatter(data, broadcast=True, hash=False)
+        futures = {client.submit(_dask_task, runner, shared, *task, pure=False): task for task in tasks}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result()
+
+
+# ----------------------------------------------------------------------------- the run
 def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, seeds: Sequence[int] = (0,),
              folds: Sequence[int] | None = None, config: dict | None = None, device: str = "cpu",
-             show_progress: bool = True) -> Path:
+             workers: int = 1, scheduler: str | None = None, show_progress: bool = True) -> Path:
     """Run (or resume) the LOSO folds ``folds`` x ``seeds`` into ``out``; finished folds are skipped.
 
-    Returns the run directory. ``predictions.csv`` and ``run.json`` are refreshed with every fold
-    that has finished so far (from this process or others sharing the directory).
+    ``workers``: local worker processes (1: this process); ``scheduler``: the address of a Dask
+    distributed scheduler instead. Returns the run directory; ``predictions.csv`` and ``run.json``
+    merge every fold finished so far (from this process or others sharing the directory).
     """
     out = Path(out)
     subjects = data.subject_ids
@@ -54,20 +158,27 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
     config.setdefault("dataset", dataset_info(data))
     config = prepare_run_dir(out, config)
 
-    todo = [(s, k) for s in seeds for k in fold_ids if not (out / "folds" / f"{fold_stem(s, k)}.json").exists()]
+    todo = {(s, k) for s in seeds for k in fold_ids if not (out / "folds" / f"{fold_stem(s, k)}.json").exists()}
     skipped = len(seeds) * len(fold_ids) - len(todo)
     if skipped and show_progress:
         print(f"resuming {out}: {skipped} fold(s) already done, {len(todo)} to run")
-    bar = progress(todo, desc="LOSO folds", unit="fold", disable=not show_progress)
-    for seed, k in bar:
-        subject = subjects[k]
-        bar.set_postfix_str(f"seed {seed} subject {subject}")
-        train, test = split_fold(data, subject)
-        check_fold(train, test, subject)
-        t0 = time.perf_counter()
-        result = runner(train, test, seed=seed, fold=k)
-        wall = time.perf_counter() - t0
-        write_fold(out, data, test, result, seed=seed, fold=k, subject=subject, n_train=len(train),
-                   wall=wall, device=device)
+    for _, k in sorted(todo):
+        check_fold(*split_fold(data, subjects[k]), subjects[k])
+    groups = runner.groups(data) if hasattr(runner, "groups") else [[k] for k in range(len(subjects))]
+    # a group is computed whole (its folds' numbers depend on it); only the folds asked for are written
+    tasks = [(s, list(g)) for s in seeds for g in groups if any((s, k) in todo for k in g)]
+    bar = progress(total=len(todo), desc="LOSO folds", unit="fold", disable=not show_progress)
+    try:
+        for (seed, _), results in _execute(runner, data, tasks, workers, scheduler):
+            for k, result, wall in results:
+                if (seed, k) not in todo:
+                    continue
+                train, test = split_fold(data, subjects[k])
+                write_fold(out, data, test, result, seed=seed, fold=k, subject=subjects[k], n_train=len(train),
+                           wall=wall, device=device)
+                bar.update(1)
+            bar.set_postfix_str(f"seed {seed}")
+    finally:
+        bar.close()
     merge_run(out)
     return out

@@ -153,15 +153,16 @@ def config_hash(config: dict) -> str:
 def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.PathLike | None = None,
                model: str = "am3f", variant: str = "full", seeds: Sequence[int] | int | str = (0,),
                folds: str | Sequence[int] | None = "", epochs: int = 0, device: str = "auto",
-               show_progress: bool = True) -> Path:
+               workers: int = 0, scheduler: str = "", show_progress: bool = True) -> Path:
     """A LOSO run of ``variant`` on ``data``: reused when done, resumed when partial, else trained.
 
     ``run_dir`` empty: ``runs_dir/<variant>-<config hash>`` (so notebooks with equal parameters
     share one run). ``folds``: '' = every subject, or a range like '0-1' (quick looks only: a partial
-    run is not a LOSO result). ``epochs`` 0 = the declared schedule of the variant.
+    run is not a LOSO result). ``epochs`` 0 = the declared schedule of the variant. ``workers`` 0 =
+    every usable core; ``scheduler``: a Dask scheduler address to run the folds on instead.
     """
     from .data import parse_index_ranges
-    from .loso import run_loso
+    from .loso import run_loso, usable_cores
     from .train import TrainConfig, TrainRunner
     from .utils import pick_device
     from .zoo import model_config_from_dict
@@ -185,26 +186,28 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
             # same experiment, perhaps other execution settings (threads, data location): resume it as made
             config = json.loads((path / "config.json").read_text())
     fold_ids = parse_index_ranges(folds if folds not in (None, "") else None, len(data.subject_ids))
-    seeds = parse_seeds(seeds)
     dev = pick_device(device)
     runner = TrainRunner(model_config_from_dict(config["model_config"]), TrainConfig.from_dict(config["train_config"]),
                          device=dev, record_epochs=True)
-    run_loso(data, runner, path, seeds=seeds, folds=fold_ids, config=config, device=str(dev),
+    run_loso(data, runner, path, seeds=parse_seeds(seeds), folds=fold_ids, config=config, device=str(dev),
+             workers=1 if dev.type == "cuda" else (workers or usable_cores()), scheduler=scheduler or None,
              show_progress=show_progress)
     return path
 
 
 def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, device: str = "cpu", cache: bool = True):
-    """The model of one LOSO fold (trained without ``subject``), for Grad-CAM on held-out samples.
+    """The model of one LOSO fold (trained without ``subject``; the first one when the run averages
+    several per fold), for Grad-CAM on held-out samples.
 
-    Re-fitted deterministically from the run's config and seed (runs do not store weights), then
-    cached as ``RUN/models/s<seed>_<subject>.pt`` so later notebooks load it instead of training.
+    Runs store predictions, not weights: the fold's whole group (:func:`am3f.train.fold_groups`) is
+    re-trained from the run's config and seed, which gives exactly the run's models, and every model
+    of the group is cached as ``RUN/models/s<seed>_<subject>.pt`` so later calls load it.
     Returns the model in eval mode.
     """
+    import numpy as np
     import torch
 
-    from .loso import split_fold
-    from .train import TrainConfig, fit
+    from .train import TrainConfig, fit_group, fold_groups
     from .zoo import build_model, model_config_from_dict
 
     run_dir = Path(run_dir)
@@ -212,18 +215,23 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
     if "model_config" not in config:
         raise AM3FError(f"{run_dir}: run has no model/train configuration to re-fit from")
     model_cfg = model_config_from_dict(config["model_config"])
+    train_cfg = TrainConfig.from_dict(config["train_config"])
     path = run_dir / "models" / f"s{seed}_{subject}.pt"
-    if cache and path.is_file():
-        model = build_model(model_cfg, image_size=data.image_size[0])
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return model.to(device).eval()
-    train, _ = split_fold(data, subject)
-    # fit_predict seeds the first model of a fold with seed * 1000 (see am3f.train.fit_predict)
-    model, _ = fit(train, model_cfg, TrainConfig.from_dict(config["train_config"]), seed=seed * 1000, device=device)
-    if cache:
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        atomic_write(path, lambda p: torch.save(state, p))
-    return model.eval()
+    if not (cache and path.is_file()):
+        fold = data.subject_ids.index(subject)
+        group = next(g for g in fold_groups(data, train_cfg) if fold in g)
+        subjects = [data.subject_ids[k] for k in group]
+        # the first model of each fold is seeded with seed * 1000 (am3f.train.TrainRunner.run_group)
+        models, _ = fit_group(data, [np.flatnonzero(data.subjects != s) for s in subjects], model_cfg, train_cfg,
+                              seed=seed * 1000, device=device)
+        if not cache:
+            return models[subjects.index(subject)]
+        for s, m in zip(subjects, models):
+            state = {k: v.detach().cpu() for k, v in m.state_dict().items()}
+            atomic_write(run_dir / "models" / f"s{seed}_{s}.pt", lambda p, st=state: torch.save(st, p))
+    model = build_model(model_cfg, image_size=data.image_size[0])
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.to(device).eval()
 
 
 def fit_without(data, subject: str, variant: str = "full", epochs: int = 0, seed: int = 0, device: str = "cpu"):

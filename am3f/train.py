@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +29,7 @@ from .errors import AM3FError
 from .losses import class_priors, logit_adjusted_cross_entropy
 from .model import ModelConfig
 from .rundir import FoldOutput, dataset_info
-from .utils import atomic_write, config_from_dict, progress
+from .utils import config_from_dict, progress
 from .zoo import build_model, count_parameters, get_variant
 
 
@@ -58,26 +57,22 @@ class TrainConfig:
     tta_flip: bool = True  # test-time: average the probabilities of the image and its flow-aware mirror
     n_models: int = 1  # ensemble of independently seeded models per fold, probabilities averaged
     threads: int = 1  # torch CPU threads (CPU only; 1 avoids OpenMP spin-waits on a shared 2-core box)
-    # added for the peers' published recipes (am3f.peers); the defaults are the behaviour from before
+    # LOSO folds trained together in one batched computation (am3f.train.fit_group). Part of the
+    # recipe, not an execution setting: float rounding differs (slightly) with the group size.
+    fold_group: int = 17
+    # for the peers' published recipes (am3f.peers)
     schedule: str = "cosine"  # "cosine": linear warm-up then cosine decay (per step); "constant": lr throughout
     nesterov: bool = True  # optimizer "sgd" only: Nesterov momentum (0.9 either way)
     drop_last: bool = True  # drop the ragged last batch of an epoch (False: keep it, as a DataLoader does)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        # fields added later are left out at their default, so the config.json (and config hash) of
-        # every setting that existed before stays byte-identical
-        for k in LATE_FIELDS:
-            if d[k] == TrainConfig.__dataclass_fields__[k].default:
-                del d[k]
-        return d
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         return config_from_dict(cls, d, "training")
 
 
-LATE_FIELDS = ("schedule", "nesterov", "drop_last")
 DEFAULT_TRAIN = TrainConfig()
 # the peer is trained under the same protocol; only the model differs
 STSTNET_TRAIN = DEFAULT_TRAIN
@@ -117,22 +112,65 @@ def hflip_flow(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[:, :u], 1.0 - x[:, u:u + 1], x[:, u + 1:]], dim=1)
 
 
-def random_shift(x: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Tensor:
-    """Translate each image by an integer offset in [-max_px, max_px]^2, edges replicated.
+def draw_augmentation(y: torch.Tensor, cfg: TrainConfig, gen: torch.Generator, side: int) -> dict[str, torch.Tensor]:
+    """The random choices of one batch's augmentation (see :func:`augment`), drawn from ``gen`` in a
+    fixed order, so a model's stream of choices is the same whether its batch is augmented alone or
+    stacked with other models' batches (:func:`apply_augmentation` takes both)."""
+    n = len(y)
+    out = {}
+    if cfg.same_class_mix > 0:
+        out["partner"] = same_class_partner(y, gen)
+        lam = 0.5 + 0.5 * torch.rand(n, generator=gen)
+        out["lam"] = torch.where(torch.rand(n, generator=gen) < cfg.same_class_mix, lam, torch.ones_like(lam))
+    if cfg.hflip > 0:
+        out["flip"] = torch.rand(n, generator=gen) < cfg.hflip
+    px = int(round(cfg.max_shift * side))
+    if px > 0:
+        out["dy"] = torch.randint(0, 2 * px + 1, (n,), generator=gen)
+        out["dx"] = torch.randint(0, 2 * px + 1, (n,), generator=gen)
+    return out
+
+
+def apply_augmentation(x: torch.Tensor, choices: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
+    """Apply drawn choices to a batch ``x`` (n, 3, H, W), or to stacked batches (m, n, 3, H, W) with
+    choices stacked the same way (partners index within their own batch)."""
+    stacked = x.shape[:-3]
+    x = x.reshape(-1, *x.shape[-3:])
+    if "partner" in choices:
+        per_batch = stacked[-1]
+        offset = (torch.arange(choices["partner"].numel()) // per_batch) * per_batch
+        partner = (choices["partner"].reshape(-1).cpu() + offset).to(x.device)
+        lam = choices["lam"].reshape(-1).to(x.device)[:, None, None, None]
+        x = lam * x + (1 - lam) * x[partner]
+    if "flip" in choices:
+        x = torch.where(choices["flip"].reshape(-1).to(x.device)[:, None, None, None], hflip_flow(x), x)
+    if "dy" in choices:
+        px = int(round(cfg.max_shift * x.shape[-1]))
+        x = shift_images(x, choices["dy"].reshape(-1), choices["dx"].reshape(-1), px)
+    return x.reshape(*stacked, *x.shape[-3:])
+
+
+def shift_images(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_px: int) -> torch.Tensor:
+    """Translate image i by (dy[i] - max_px, dx[i] - max_px) pixels, edges replicated.
 
     A translation of a flow field moves where the motion is, not its direction or size, so the
     vectors themselves are unchanged."""
-    if max_px <= 0:
-        return x
     n, c, h, w = x.shape
     padded = F.pad(x, (max_px,) * 4, mode="replicate")
-    dy = torch.randint(0, 2 * max_px + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * max_px + 1, (n,), generator=gen)
     rows = (dy[:, None] + torch.arange(h)[None]).to(x.device)  # (n, h)
     cols = (dx[:, None] + torch.arange(w)[None]).to(x.device)  # (n, w)
     idx_n = torch.arange(n, device=x.device)[:, None, None, None]
     idx_c = torch.arange(c, device=x.device)[None, :, None, None]
     return padded[idx_n, idx_c, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def random_shift(x: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image by a random integer offset in [-max_px, max_px]^2, edges replicated."""
+    if max_px <= 0:
+        return x
+    dy = torch.randint(0, 2 * max_px + 1, (len(x),), generator=gen)
+    dx = torch.randint(0, 2 * max_px + 1, (len(x),), generator=gen)
+    return shift_images(x, dy, dx, max_px)
 
 
 def same_class_partner(y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -142,25 +180,19 @@ def same_class_partner(y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     o2 = torch.argsort(y.cpu().double() + torch.rand(n, generator=gen, dtype=torch.float64) * 0.5)
     partner = torch.empty(n, dtype=torch.long)
     partner[o1] = o2
-    return partner.to(y.device)
+    return partner
 
 
 def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator, y: torch.Tensor | None = None) -> torch.Tensor:
     """Flow-aware augmentation of a training batch (values in [0, 1], (u, v, strain) order).
 
     Optional same-class blending: x <- lam x + (1 - lam) x', x' another sample of the same class,
-    lam ~ U(0.5, 1); the label is unchanged (a blend of two motions of one expression class)."""
-    if cfg.same_class_mix > 0 and y is not None:
-        partner = same_class_partner(y, gen)
-        lam = 0.5 + 0.5 * torch.rand(len(x), generator=gen)
-        lam = torch.where(torch.rand(len(x), generator=gen) < cfg.same_class_mix, lam, torch.ones_like(lam))
-        lam = lam.to(x.device)[:, None, None, None]
-        x = lam * x + (1 - lam) * x[partner]
-    if cfg.hflip > 0:
-        flip = (torch.rand(len(x), generator=gen) < cfg.hflip).to(x.device)
-        x = torch.where(flip[:, None, None, None], hflip_flow(x), x)
-    px = int(round(cfg.max_shift * x.shape[-1]))
-    return random_shift(x, px, gen)
+    lam ~ U(0.5, 1); the label is unchanged (a blend of two motions of one expression class).
+    Then a flow-aware mirror (:func:`hflip_flow`) and a small translation."""
+    if y is None:
+        cfg = replace(cfg, same_class_mix=0.0)
+        y = torch.zeros(len(x), dtype=torch.long)
+    return apply_augmentation(x, draw_augmentation(y, cfg, gen, x.shape[-1]), cfg)
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -189,104 +221,213 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, device: torch.device
     return torch.cat(out).numpy() if out else np.zeros((0, model.cfg.n_classes))
 
 
-def fit(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, seed: int = 0,
-        device: torch.device | str = "cpu", eval_x: np.ndarray | None = None,
-        show_progress: bool = False) -> tuple[nn.Module, np.ndarray | None]:
-    """Train one model on ``data`` with the fixed schedule. Returns the final model (EMA weights when
-    enabled) and, if ``eval_x`` is given, its probabilities on eval_x after every epoch (audit only)."""
+def make_optimizer(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The recipe's optimizer. Every update is elementwise, so one optimizer over the stacked weights
+    of several models updates each model exactly as its own optimizer would."""
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
+                               foreach=True)
+    raise AM3FError(f"unknown optimizer {cfg.optimizer!r} (adamw, adam or sgd)")
+
+
+def epoch_steps(n: int, cfg: TrainConfig) -> tuple[int, int]:
+    """(batch size, steps per epoch) for a training set of ``n`` samples."""
+    bs = min(cfg.batch_size, n)
+    # drop the ragged last batch (keeps BatchNorm statistics sane), unless the recipe keeps it
+    return bs, (max(1, n // bs) if cfg.drop_last else math.ceil(n / bs))
+
+
+def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: ModelConfig, train_cfg: TrainConfig, *,
+              seed: int = 0, device: torch.device | str = "cpu", eval_sets: Sequence[np.ndarray] | None = None,
+              show_progress: bool = False) -> tuple[list[nn.Module], list[np.ndarray] | None]:
+    """Train one model per index array of ``train_sets`` (rows of ``data``), all in ONE batched
+    computation: the models' weights are stacked and every step runs all of them through
+    ``torch.func.vmap`` over the one model definition, so the CPU (or GPU) sees batches of
+    len(train_sets) x batch_size images instead of many small ones.
+
+    Each model's training does not depend on which others share its group (up to float rounding):
+    its data order and augmentation come from its own generator, and the models share their
+    initial weights and dropout masks (``seed``), as one model trained alone with ``seed`` would
+    have. All training sets must need the same steps per epoch (see :func:`fold_groups`).
+
+    Returns the final models (EMA weights when enabled), in eval mode, and, when ``eval_sets``
+    (index arrays) are given, each model's probabilities on its eval set after every epoch
+    (n_epochs, n_eval, n_classes), for the protocol audit only.
+    """
+    from torch.func import functional_call, stack_module_state, vmap
+
     device = torch.device(device)
     if device.type == "cpu" and train_cfg.threads:
         torch.set_num_threads(train_cfg.threads)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = build_model(model_cfg, image_size=data.image_size[0]).to(device)
-    priors = class_priors(data.labels, model_cfg.n_classes).to(device)  # training fold only
-    x_all = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32)).to(device)
-    y_all = torch.from_numpy(data.labels.astype(np.int64)).to(device)
-    n = len(y_all)
-    bs = min(train_cfg.batch_size, n)
-    # drop the ragged last batch (keeps BatchNorm statistics sane), unless the recipe keeps it
-    steps_per_epoch = max(1, n // bs) if train_cfg.drop_last else math.ceil(n / bs)
-    total = steps_per_epoch * train_cfg.epochs
-    warmup = max(1, int(train_cfg.warmup_epochs * steps_per_epoch))
-    if train_cfg.optimizer == "adamw":
-        opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    elif train_cfg.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    elif train_cfg.optimizer == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=train_cfg.lr, momentum=0.9, nesterov=train_cfg.nesterov,
-                              weight_decay=train_cfg.weight_decay)
-    else:
-        raise AM3FError(f"unknown optimizer {train_cfg.optimizer!r} (adamw, adam or sgd)")
     if train_cfg.schedule not in ("cosine", "constant"):
         raise AM3FError(f"unknown schedule {train_cfg.schedule!r} (cosine or constant)")
-    ema = copy.deepcopy(model).eval() if train_cfg.ema > 0 else None
-    ema_params = [p for p in ema.parameters()] if ema is not None else []
-    ema_bufs = [b for b in ema.buffers()] if ema is not None else []
-    epoch_scores = []
-    step = 0
+    n_models = len(train_sets)
+    sizes = {epoch_steps(len(idx), train_cfg) for idx in train_sets}
+    if len(sizes) != 1 or (not train_cfg.drop_last and len({len(idx) for idx in train_sets}) != 1):
+        raise AssertionError(f"models of one group need equal batches per epoch, got {sorted(sizes)}")
+    (bs, steps_per_epoch), = sizes
+    torch.manual_seed(seed)  # initial weights, then the dropout masks: the same stream a lone model draws
+    model = build_model(model_cfg, image_size=data.image_size[0])
+    params, buffers = stack_module_state([model] * n_models)
+    params = {k: v.to(device).detach().requires_grad_() for k, v in params.items()}
+    buffers = {k: v.to(device) for k, v in buffers.items()}
+    base = copy.deepcopy(model).to("meta")
+    batched = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), randomness="same")
+    loss_of = vmap(lambda z, y, pri: logit_adjusted_cross_entropy(z, y, pri, train_cfg.tau, train_cfg.weight_power,
+                                                                 train_cfg.label_smoothing))
+    x_all = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32)).to(device)
+    y_all = torch.from_numpy(data.labels.astype(np.int64)).to(device)
+    idx = [torch.as_tensor(np.asarray(i), dtype=torch.long) for i in train_sets]
+    gens = [torch.Generator().manual_seed(seed) for _ in idx]  # one stream per model: independent of the group
+    priors = torch.stack([class_priors(data.labels[i], model_cfg.n_classes) for i in train_sets]).to(device)
+    opt = make_optimizer(list(params.values()), train_cfg)
+    total = steps_per_epoch * train_cfg.epochs
+    warmup = max(1, int(train_cfg.warmup_epochs * steps_per_epoch))
+    ema = {k: v.detach().clone() for k, v in params.items()} if train_cfg.ema > 0 else None
+    eval_x = _padded(x_all, eval_sets) if eval_sets is not None else None
+    epoch_scores, step = [], 0
     for _ in progress(range(train_cfg.epochs), desc="epochs", unit="ep", leave=False, disable=not show_progress):
-        model.train()
-        order = torch.randperm(n, generator=gen).to(device)
+        base.train()
+        orders = [i[torch.randperm(len(i), generator=g)] for i, g in zip(idx, gens)]
         for b in range(steps_per_epoch):
-            idx = order[b * bs:(b + 1) * bs]
-            xb = augment(x_all[idx], train_cfg, gen, y_all[idx])
+            rows = torch.stack([o[b * bs:(b + 1) * bs] for o in orders])  # (n_models, bs)
+            yb = y_all[rows]
+            choices = [draw_augmentation(y, train_cfg, g, x_all.shape[-1]) for y, g in zip(yb.cpu(), gens)]
+            xb = apply_augmentation(x_all[rows], {k: torch.stack([c[k] for c in choices]) for k in choices[0]},
+                                    train_cfg)
             for group in opt.param_groups:
                 group["lr"] = (lr_at(step, total, warmup, train_cfg.lr) if train_cfg.schedule == "cosine"
                                else train_cfg.lr)
-            loss = logit_adjusted_cross_entropy(model(xb), y_all[idx], priors, train_cfg.tau,
-                                                train_cfg.weight_power, train_cfg.label_smoothing)
+            # summed over models: each model's gradient is the gradient of its own mean loss
+            loss = loss_of(batched(params, buffers, xb), yb, priors).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
             if ema is not None:
                 with torch.no_grad():
-                    torch._foreach_lerp_(ema_params, list(model.parameters()), 1.0 - train_cfg.ema)
-                    for eb, mb in zip(ema_bufs, model.buffers()):
-                        eb.copy_(mb)
+                    torch._foreach_lerp_(list(ema.values()), list(params.values()), 1.0 - train_cfg.ema)
         if eval_x is not None:
-            epoch_scores.append(predict(ema if ema is not None else model, eval_x, device,
-                                        tta_flip=train_cfg.tta_flip))
-    final = ema if ema is not None else model
-    final.eval()
-    return final, (np.stack(epoch_scores) if eval_x is not None else None)
+            final = ema if ema is not None else params
+            epoch_scores.append(_batched_predict(base, final, buffers, eval_x, train_cfg.tta_flip))
+    models = _unstack(model_cfg, data.image_size[0], ema if ema is not None else params, buffers, device)
+    if eval_sets is None:
+        return models, None
+    scores = np.stack(epoch_scores, axis=1)  # (n_models, n_epochs, n_eval_max, n_classes)
+    return models, [scores[m, :, :len(e)] for m, e in enumerate(eval_sets)]
 
 
-def fit_predict(train: FlowDataset, test_x: np.ndarray, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
-                seed: int, device: torch.device | str = "cpu", record_epochs: bool = False
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Fit ``n_models`` models (seeds derived from ``seed``) and average their test probabilities."""
-    probs, epochs = [], []
-    for k in range(train_cfg.n_models):
-        model, ep = fit(train, model_cfg, train_cfg, seed=seed * 1000 + k, device=device,
-                        eval_x=test_x if record_epochs else None)
-        probs.append(predict(model, test_x, device, tta_flip=train_cfg.tta_flip))
-        if ep is not None:
-            epochs.append(ep)
-    return np.mean(probs, axis=0), (np.mean(epochs, axis=0) if epochs else None)
+def _padded(x_all: torch.Tensor, sets: Sequence[np.ndarray]) -> torch.Tensor:
+    # eval sets differ in size: pad with the first row (eval mode: rows do not interact) and cut later
+    width = max(len(s) for s in sets)
+    return torch.stack([x_all[torch.as_tensor(np.r_[s, np.full(width - len(s), s[0] if len(s) else 0)],
+                                              dtype=torch.long)] for s in sets])
+
+
+@torch.no_grad()
+def _batched_predict(base: nn.Module, params: dict, buffers: dict, x: torch.Tensor, tta_flip: bool) -> np.ndarray:
+    from torch.func import functional_call, vmap
+
+    base.eval()
+    run = vmap(lambda p, b, xx: torch.softmax(functional_call(base, (p, b), (xx,)).double(), dim=-1))
+    prob = run(params, buffers, x)
+    if tta_flip:
+        prob = 0.5 * (prob + run(params, buffers, torch.stack([hflip_flow(xx) for xx in x])))
+    return prob.cpu().numpy()
+
+
+def _unstack(model_cfg: ModelConfig, image_size: int, params: dict, buffers: dict,
+             device: torch.device) -> list[nn.Module]:
+    models = []
+    for m in range(next(iter(params.values())).shape[0]):
+        model = build_model(model_cfg, image_size=image_size)
+        stored = model.state_dict().keys()  # non-persistent buffers (constants) stay as built
+        model.load_state_dict({k: v[m].detach() for k, v in {**params, **buffers}.items() if k in stored})
+        models.append(model.to(device).eval())
+    return models
+
+
+def fit(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, seed: int = 0,
+        device: torch.device | str = "cpu", eval_x: np.ndarray | None = None,
+        show_progress: bool = False) -> tuple[nn.Module, np.ndarray | None]:
+    """Train one model on all of ``data`` with the fixed schedule (a group of one, see
+    :func:`fit_group`). Returns the final model and, if ``eval_x`` is given, its probabilities on
+    eval_x after every epoch (audit only)."""
+    if eval_x is not None:
+        n_eval = len(eval_x)
+        joined = FlowDataset(np.concatenate([data.x, eval_x]), np.r_[data.labels, np.zeros(n_eval, np.int64)],
+                             np.r_[data.subjects, ["_eval"] * n_eval], np.r_[data.datasets, ["_eval"] * n_eval],
+                             np.r_[data.sample_ids, [f"_eval{i}" for i in range(n_eval)]])
+        models, scores = fit_group(joined, [np.arange(len(data))], model_cfg, train_cfg, seed=seed, device=device,
+                                   eval_sets=[np.arange(len(data), len(joined))], show_progress=show_progress)
+        return models[0], scores[0]
+    models, _ = fit_group(data, [np.arange(len(data))], model_cfg, train_cfg, seed=seed, device=device,
+                          show_progress=show_progress)
+    return models[0], None
+
+
+# ----------------------------------------------------------------------------- LOSO folds, several at a time
+def fold_groups(data: FlowDataset, cfg: TrainConfig) -> list[list[int]]:
+    """The LOSO folds (indices into ``data.subject_ids``) that are trained together, in groups of at
+    most ``cfg.fold_group``. Folds share a group only when their training sets need the same batches
+    per epoch. The grouping depends on the data and the config alone, never on which folds a process
+    runs, so a fold's result is the same whatever the workers, shards or scheduler."""
+    by_shape: dict[tuple, list[int]] = {}
+    for k, subject in enumerate(data.subject_ids):
+        n = int((data.subjects != subject).sum())
+        key = epoch_steps(n, cfg) + (() if cfg.drop_last else (n,))
+        by_shape.setdefault(key, []).append(k)
+    size = max(1, cfg.fold_group)
+    groups = [folds[i:i + size] for folds in by_shape.values() for i in range(0, len(folds), size)]
+    return sorted(groups)
 
 
 class TrainRunner:
     """LOSO fold runner (see :func:`am3f.loso.run_loso`): fits on the training subjects only with the
-    fixed schedule, then predicts the held-out subject once."""
+    fixed schedule, then predicts the held-out subject once. Folds are trained in the groups of
+    :func:`fold_groups` (``run_group``); ``n_models`` > 1 averages that many models per fold."""
 
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device | str = "cpu",
                  record_epochs: bool = True):
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
-        self.device = torch.device(device)
+        self.device = str(device)
         self.record_epochs = record_epochs
 
-    def __call__(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput:
-        test_subjects = set(test.subjects.tolist())
-        if test_subjects & set(train.subjects.tolist()):
-            raise AssertionError("held-out subject found in the training set")
+    def groups(self, data: FlowDataset) -> list[list[int]]:
+        return fold_groups(data, self.train_cfg)
+
+    def run_group(self, data: FlowDataset, folds: Sequence[int], *, seed: int) -> list[FoldOutput]:
         t0 = time.perf_counter()
-        scores, epoch_scores = fit_predict(train, test.x, self.model_cfg, self.train_cfg, seed=seed,
-                                           device=self.device, record_epochs=self.record_epochs)
-        priors = class_priors(train.labels, self.model_cfg.n_classes).tolist()
-        info = {"fit_s": round(time.perf_counter() - t0, 3), "train_priors": [round(p, 4) for p in priors]}
-        return FoldOutput(scores=scores, epoch_scores=epoch_scores, info=info)
+        subjects = [data.subject_ids[k] for k in folds]
+        train_sets = [np.flatnonzero(data.subjects != s) for s in subjects]
+        test_sets = [np.flatnonzero(data.subjects == s) for s in subjects]
+        probs, epochs = [], []
+        for k in range(self.train_cfg.n_models):
+            models, ep = fit_group(data, train_sets, self.model_cfg, self.train_cfg, seed=seed * 1000 + k,
+                                   device=self.device, eval_sets=test_sets if self.record_epochs else None)
+            probs.append([predict(m, data.x[t], self.device, tta_flip=self.train_cfg.tta_flip)
+                          for m, t in zip(models, test_sets)])
+            epochs.append(ep)
+        fit_s = round((time.perf_counter() - t0) / len(folds), 3)
+        out = []
+        for j, tr in enumerate(train_sets):
+            priors = class_priors(data.labels[tr], self.model_cfg.n_classes).tolist()
+            epoch_scores = np.mean([e[j] for e in epochs], axis=0) if self.record_epochs else None
+            out.append(FoldOutput(scores=np.mean([p[j] for p in probs], axis=0), epoch_scores=epoch_scores,
+                                  info={"fit_s": fit_s, "fold_group": list(folds),
+                                        "train_priors": [round(p, 4) for p in priors]}))
+        return out
+
+    def __call__(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput:
+        """One fold on its own (a group of one)."""
+        joined = FlowDataset(np.concatenate([train.x, test.x]), np.r_[train.labels, test.labels],
+                             np.r_[train.subjects, test.subjects], np.r_[train.datasets, test.datasets],
+                             np.r_[train.sample_ids, test.sample_ids])
+        return self.run_group(joined, [joined.subject_ids.index(str(test.subjects[0]))], seed=seed)[0]
 
 
 # ----------------------------------------------------------------------------- development protocol
@@ -320,65 +461,14 @@ def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
     for seed in seeds:
         pred = np.zeros(len(dev), dtype=int)
         for k in range(n_splits):
-            te = folds == k
-            scores, _ = fit_predict(dev.subset(~te), dev.x[te], model_cfg, train_cfg, seed=seed * 100 + k,
-                                    device=device)
-            pred[te] = scores.argmax(1)
+            te = np.flatnonzero(folds == k)
+            probs = []
+            for m in range(train_cfg.n_models):
+                models, _ = fit_group(dev, [np.flatnonzero(folds != k)], model_cfg, train_cfg,
+                                      seed=(seed * 100 + k) * 1000 + m, device=device)
+                probs.append(predict(models[0], dev.x[te], device, tta_flip=train_cfg.tta_flip))
+            pred[te] = np.mean(probs, axis=0).argmax(1)
         out["per_seed"][seed] = megc_scores(dev.labels, pred)
     out["uf1"] = float(np.mean([v["uf1"] for v in out["per_seed"].values()]))
     out["uar"] = float(np.mean([v["uar"] for v in out["per_seed"].values()]))
     return out
-
-
-# ----------------------------------------------------------------------------- final model, checkpoints
-CHECKPOINT_FORMAT = "am3f-checkpoint/1"
-
-
-def train_final(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, out: str | os.PathLike, *,
-                seed: int = 0, device: torch.device | str = "cpu", variant: str | None = None,
-                show_progress: bool = True) -> Path:
-    """Fit on ALL subjects of ``data`` with the fixed schedule and save a checkpoint (first model of
-    the ensemble only when n_models > 1: a checkpoint holds one model)."""
-    model, _ = fit(data, model_cfg, train_cfg, seed=seed * 1000, device=device, show_progress=show_progress)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "variant": variant,
-        "model_config": model_cfg.to_dict(),
-        "train_config": train_cfg.to_dict(),
-        "class_names": list(data.class_names),
-        "channels": list(CHANNELS),
-        "image_size": list(data.image_size),
-        "normalisation": ({"input": "(u, v, strain), pixel / 255 in [0, 1]; per-image min-max stretched flow PNGs",
-                           "mean": list(model_cfg.mean), "std": list(model_cfg.std),
-                           "applied": "inside the model: (x - mean) / std"} if isinstance(model_cfg, ModelConfig) else
-                          {"input": "(u, v, strain), pixel / 255 in [0, 1]; per-image min-max stretched flow PNGs",
-                           "applied": f"inside the model: the {model_cfg.arch} authors' input conversion"}),
-        "train_priors": class_priors(data.labels, model_cfg.n_classes).tolist(),
-        "trained_on": {"dataset": data.name, "n_samples": len(data), "n_subjects": len(data.subject_ids),
-                       "synthetic": data.synthetic},
-        "seed": seed,
-        "parameters": count_parameters(model),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-    }
-    return atomic_write(out, lambda p: torch.save(ckpt, p))
-
-
-def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Model (eval mode, on ``device``) and the checkpoint's metadata (everything but the weights)."""
-    path = Path(path)
-    if not path.is_file():
-        raise AM3FError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-        # torch's unpickling errors run to several lines of advice about weights_only; the first says it
-        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise AM3FError(f"{path}: not an am3f checkpoint (written by `am3f train`); torch says: {first}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise AM3FError(f"{path}: not an am3f checkpoint (format {CHECKPOINT_FORMAT} expected)")
-    model = build_model(dict(ckpt["model_config"]), image_size=ckpt["image_size"][0])
-    model.load_state_dict(ckpt["state_dict"])
-    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
-    return model.to(device).eval(), meta

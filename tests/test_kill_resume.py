@@ -18,7 +18,8 @@ def synthetic_root():
 
 def _loso(out, data, folds="0-9"):
     return [sys.executable, "-m", "am3f.cli", "loso", "--model", "ststnet", "--data", str(data),
-            "--epochs", "3", "--folds", folds, "--seeds", "0", "--device", "cpu", "--out", str(out)]
+            "--epochs", "3", "--folds", folds, "--seeds", "0", "--device", "cpu", "--out", str(out),
+            "--fold-group", "2", "--workers", "1"]  # groups of two folds: the kill lands between groups
 
 
 def test_killed_run_resumes_to_identical_predictions(synthetic_root, tmp_path):

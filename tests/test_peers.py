@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from am3f.peers import AUTHORS_RECIPES
 from am3f.peers.htnet import region_mosaic
-from am3f.train import DEFAULT_TRAIN, LATE_FIELDS, TrainConfig, fit, predict, resolve_variant
+from am3f.train import DEFAULT_TRAIN, TrainConfig, fit, predict, resolve_variant
 from am3f.zoo import ARCHITECTURES, PEER_VARIANTS, build_model, count_parameters, get_variant, model_config_from_dict
 
 PEERS = ["dualinception", "offapexnet", "rcn", "htnet", "htnet-small"]
@@ -192,18 +192,14 @@ def test_authors_recipes_as_published():
     assert set(PEER_VARIANTS) == {n for p in PEERS for n in (p, f"{p}-authors")}
 
 
-def test_train_config_defaults_keep_their_json():
-    """The late fields are left out of to_dict() at their default: existing configs are byte-identical."""
+def test_train_config_records_every_field():
+    """config.json holds the whole recipe, the fold grouping of the batched trainer included."""
     d = DEFAULT_TRAIN.to_dict()
-    assert not set(LATE_FIELDS) & set(d)
-    assert set(d) == {"optimizer", "lr", "weight_decay", "epochs", "batch_size", "warmup_epochs", "tau",
-                      "weight_power", "label_smoothing", "hflip", "max_shift", "same_class_mix", "ema",
-                      "tta_flip", "n_models", "threads"}
+    assert {"schedule", "nesterov", "drop_last", "fold_group", "optimizer", "lr", "epochs"} <= set(d)
     assert TrainConfig.from_dict(d) == DEFAULT_TRAIN
     from dataclasses import replace
 
-    d2 = replace(DEFAULT_TRAIN, schedule="constant").to_dict()
-    assert d2["schedule"] == "constant" and "drop_last" not in d2
+    assert TrainConfig.from_dict(replace(DEFAULT_TRAIN, schedule="constant").to_dict()).schedule == "constant"
 
 
 def test_plain_recipe_fits(tmp_path):
@@ -315,8 +311,8 @@ def test_loso_takes_every_peer_with_its_own_variant(tmp_path, capsys):
 
 def test_peer_checkpoint_round_trip(tmp_path):
     """`am3f train` / `am3f predict` work for a peer: the checkpoint's model_config carries its arch."""
+    from am3f.checkpoint import load_checkpoint, train_final
     from am3f.data import load_flow_dataset
-    from am3f.train import load_checkpoint, train_final
 
     from conftest import write_fake_composite
 

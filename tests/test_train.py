@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from am3f.checkpoint import load_checkpoint, train_final
 from am3f.cli import main
 from am3f.data import FlowDataset
 from am3f.loso import run_loso
@@ -22,11 +23,9 @@ from am3f.train import (
     fit,
     hflip_flow,
     holdout_subjects,
-    load_checkpoint,
     predict,
     random_shift,
     resolve_variant,
-    train_final,
 )
 
 TINY = dict(epochs=2, batch_size=16, warmup_epochs=1)
@@ -195,3 +194,33 @@ def test_same_class_blend_partners_share_the_label():
         partner = same_class_partner(y, torch.Generator().manual_seed(seed))
         assert torch.equal(y[partner], y)
         assert sorted(partner.tolist()) == list(range(len(y)))  # a permutation
+
+
+# ----------------------------------------------------------------------------- the batched trainer
+def test_a_group_trains_each_model_as_it_would_train_alone():
+    """fit_group over several training sets = each set trained on its own (float rounding aside)."""
+    from am3f.train import fit_group
+
+    data = make_data(n_subjects=4)
+    mc, tc = resolve_variant("full", epochs=2, batch_size=8)
+    sets = [np.flatnonzero(data.subjects != s) for s in data.subject_ids[:3]]
+    evals = [np.flatnonzero(data.subjects == s) for s in data.subject_ids[:3]]
+    together, ep_together = fit_group(data, sets, mc, tc, seed=5, eval_sets=evals)
+    for m, (train_rows, test_rows) in enumerate(zip(sets, evals)):
+        alone, ep_alone = fit_group(data, [train_rows], mc, tc, seed=5, eval_sets=[test_rows])
+        np.testing.assert_allclose(predict(together[m], data.x[test_rows]), predict(alone[0], data.x[test_rows]),
+                                   atol=2e-4)
+        np.testing.assert_allclose(ep_together[m], ep_alone[0], atol=2e-4)
+
+
+def test_augmentation_stacked_equals_one_batch_at_a_time():
+    from am3f.train import apply_augmentation, draw_augmentation
+
+    tc = TrainConfig()
+    x = torch.rand(3, 8, 3, 28, 28)
+    y = torch.randint(0, 3, (3, 8))
+    choices = [draw_augmentation(y[m], tc, torch.Generator().manual_seed(m), 28) for m in range(3)]
+    stacked = apply_augmentation(x, {k: torch.stack([c[k] for c in choices]) for k in choices[0]}, tc)
+    for m in range(3):
+        assert torch.equal(stacked[m], apply_augmentation(x[m], choices[m], tc))
+        assert torch.equal(stacked[m], augment(x[m], tc, torch.Generator().manual_seed(m), y[m]))
