@@ -17,6 +17,7 @@ Pipeline
     ``zoo``       every architecture and named variant in one registry; ``build_model``
     ``losses``    the logit-adjusted, class-prior-weighted loss
     ``train``     the declared schedule, flow-aware augmentation, one batched loop training many models
+    ``development``  the development half and its subject-grouped CV: how designs are chosen
     ``checkpoint``  the final model trained on all subjects, saved and loaded (``am3f train`` / ``predict``)
     ``loso``      the leave-one-subject-out engine (resumable, shardable)
     ``rundir``    the run directory: writing folds, merging, reading runs back (``load_run``)

@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="output folder (default: reproduce-<profile> inside $AM3F_OUT, else inside the "
                         "checkout's git-ignored out/)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local worker processes for the LOSO runs (default: every usable core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="train the LOSO runs on a Dask cluster (tcp://HOST:PORT) instead; the notebooks run here")
     p.add_argument("--notebooks", nargs="*", default=None, metavar="NAME",
                    help="only these notebooks, e.g. 02_train_loso 03_results_tables (default: all, in order)")
     p.add_argument("--in-place", action="store_true",

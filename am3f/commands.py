@@ -76,7 +76,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     if args.in_place:
         from .reproduce import execute_in_place
 
-        if args.data or args.reference or args.out or args.profile not in (None, "quick"):
+        if args.data or args.reference or args.out or args.scheduler or args.profile not in (None, "quick"):
             raise AM3FError("--in-place runs the notebooks' own defaults on the synthetic set: "
                             "no --data, --reference, --out or --profile full")
         timings = execute_in_place(args.notebooks or None)
@@ -87,7 +87,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     # every input is checked before a notebook starts, so a bad --data never leaves a half-made OUT
     data_root, shared_dir = check_inputs(args.data, args.reference)
     out = reproduce(data_root, profile=args.profile, out=args.out, notebooks=args.notebooks or None,
-                    shared_dir=shared_dir)
+                    shared_dir=shared_dir, workers=args.workers or 0, scheduler=args.scheduler or "")
     print(f"done: profile {args.profile}, data {data_root or '(embedded SYNTHETIC set)'}"
           + (f", reference material {shared_dir}" if shared_dir else ""))
     for line in summary_lines(out):

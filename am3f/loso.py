@@ -20,8 +20,10 @@ scheduler. Three ways to execute them, all writing the same run directory from t
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Protocol
 
@@ -110,11 +112,7 @@ def _execute(runner, data: FlowDataset, tasks: list[Task], workers: int, schedul
         for task in tasks:
             yield task, run_group(runner, data, *task)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # spawn: a fresh interpreter per worker, safe whatever threads torch started in this process
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_start_method(),
                              initializer=_init_worker, initargs=(data,)) as pool:
         futures = {pool.submit(_worker_task, runner, *task): task for task in tasks}
         try:
@@ -123,6 +121,15 @@ def _execute(runner, data: FlowDataset, tasks: list[Task], workers: int, schedul
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def _start_method():
+    """spawn: a fresh interpreter per worker, safe whatever threads torch started in this process.
+    A main program without a file (``python - <<EOF``) cannot be re-imported by spawn: fork then."""
+    import multiprocessing
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return multiprocessing.get_context("fork" if main_file and not os.path.isfile(main_file) else "spawn")
 
 
 def _execute_dask(runner, data: FlowDataset, tasks: list[Task], scheduler: str):

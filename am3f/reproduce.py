@@ -78,14 +78,16 @@ def check_inputs(data_root: str | os.PathLike | None, reference: str | os.PathLi
     return str(Path(data.root).resolve()), str(shared.resolve()) if shared else ""
 
 
-def notebook_parameters(name: str, profile: str, data_root: str, out: Path, shared_dir: str = "") -> dict:
+def notebook_parameters(name: str, profile: str, data_root: str, out: Path, shared_dir: str = "",
+                        workers: int = 0, scheduler: str = "") -> dict:
     """papermill parameters of one notebook under a profile (only names the notebook declares are passed)."""
     if profile not in PROFILES:
         raise AM3FError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
     p = PROFILES[profile]
     # run_dir stays empty: every notebook then finds 02's run by its configuration hash in runs_dir
     common = {"data_root": data_root, "shared_dir": shared_dir, "figures_dir": str(out / "figures"),
-              "runs_dir": str(out / "runs"), "epochs": p["epochs"], "seeds": p["seeds"], "folds": p["folds"]}
+              "runs_dir": str(out / "runs"), "epochs": p["epochs"], "seeds": p["seeds"], "folds": p["folds"],
+              "workers": workers, "scheduler": scheduler}
     extra = {"04_ablations": {"variants": p["variants"], "seeds": p.get("ablation_seeds", p["seeds"])},
              "06_gradcam": {"max_samples": p["max_cam_samples"], "cam_folds": p["cam_folds"]},
              "00_walkthrough": {"train_epochs": max(p["epochs"], 2) if profile == "quick" else 10}}
@@ -115,7 +117,7 @@ def quiet_kernel_manager():
 
 def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick", out: str | os.PathLike | None = None,
               notebooks: Sequence[str] | None = None, kernel: str = "python3", show_progress: bool = True,
-              shared_dir: str | os.PathLike = "") -> Path:
+              shared_dir: str | os.PathLike = "", workers: int = 0, scheduler: str = "") -> Path:
     """Execute the notebooks in order into ``out`` (default: ``reproduce-<profile>`` in
     :func:`default_out_dir`), see module doc; returns ``out``. ``shared_dir``: real reference
     material for notebooks 01 and 03 (see :func:`check_inputs`)."""
@@ -140,8 +142,8 @@ def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick"
         bar.set_postfix_str(name)
         nb = src / f"{name}.ipynb"
         declared = _declared_parameters(nb)
-        params = {k: v for k, v in notebook_parameters(name, profile, data_root, out, shared_dir).items()
-                  if k in declared}
+        params = {k: v for k, v in notebook_parameters(name, profile, data_root, out, shared_dir, workers,
+                                                       scheduler).items() if k in declared}
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(out / f"{name}.ipynb"), parameters=params, kernel_name=kernel,

@@ -6,9 +6,7 @@ Per-epoch held-out probabilities may be *recorded* (``FoldOutput.epoch_scores``)
 audit only; they never select anything. Class priors for the logit-adjusted loss come from the
 training fold only.
 
-Development protocol (how the defaults below were chosen): :func:`dev_subjects` splits the subjects
-in two halves; candidate designs are compared by :func:`dev_cv`, subject-grouped CV inside the
-development half only; the other half is never used for tuning. See docs/design-choices.md.
+How the defaults below were chosen: :mod:`am3f.development` (the development half only).
 """
 
 from __future__ import annotations
@@ -428,47 +426,3 @@ class TrainRunner:
                              np.r_[train.subjects, test.subjects], np.r_[train.datasets, test.datasets],
                              np.r_[train.sample_ids, test.sample_ids])
         return self.run_group(joined, [joined.subject_ids.index(str(test.subjects[0]))], seed=seed)[0]
-
-
-# ----------------------------------------------------------------------------- development protocol
-def dev_subjects(data: FlowDataset) -> list[str]:
-    """The development half: within each source dataset, every second subject in sorted order
-    (the 1st, 3rd, 5th, ...). Tuning uses only these; the rest is the untouched half."""
-    out = []
-    for ds in sorted(set(data.datasets.tolist())):
-        subs = sorted(set(data.subjects[data.datasets == ds].tolist()))
-        out += subs[0::2]
-    return out
-
-
-def holdout_subjects(data: FlowDataset) -> list[str]:
-    dev = set(dev_subjects(data))
-    return [s for s in data.subject_ids if s not in dev]
-
-
-def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, seeds=(0,), n_splits: int = 5,
-           device: torch.device | str = "cpu") -> dict:
-    """Subject-grouped ``n_splits``-fold CV inside the development half only; pooled UF1/UAR per seed."""
-    from .metrics import megc_scores
-
-    dev = data.subset(np.isin(data.subjects, dev_subjects(data)))
-    fold_of = {}
-    for ds in sorted(set(dev.datasets.tolist())):
-        for i, s in enumerate(sorted(set(dev.subjects[dev.datasets == ds].tolist()))):
-            fold_of[s] = i % n_splits
-    folds = np.array([fold_of[s] for s in dev.subjects])
-    out = {"per_seed": {}}
-    for seed in seeds:
-        pred = np.zeros(len(dev), dtype=int)
-        for k in range(n_splits):
-            te = np.flatnonzero(folds == k)
-            probs = []
-            for m in range(train_cfg.n_models):
-                models, _ = fit_group(dev, [np.flatnonzero(folds != k)], model_cfg, train_cfg,
-                                      seed=(seed * 100 + k) * 1000 + m, device=device)
-                probs.append(predict(models[0], dev.x[te], device, tta_flip=train_cfg.tta_flip))
-            pred[te] = np.mean(probs, axis=0).argmax(1)
-        out["per_seed"][seed] = megc_scores(dev.labels, pred)
-    out["uf1"] = float(np.mean([v["uf1"] for v in out["per_seed"].values()]))
-    out["uar"] = float(np.mean([v["uar"] for v in out["per_seed"].values()]))
-    return out

@@ -1,11 +1,21 @@
-"""Composite LOSO benchmark: AM3F-FlowNet vs STSTNet trained from scratch, same protocol, side by side.
+"""Composite LOSO benchmark: AM3F-FlowNet vs STSTNet trained from scratch, same protocol, side by side;
+and the speed of the LOSO engine.
 
     python benchmarks/bench_loso.py [--data DIR] [--seeds 0 1 2] [--runs runs] [--models am3f ststnet]
+    python benchmarks/bench_loso.py --speed [--data DIR] [--seeds 0]       # engine speed, one run
+    python benchmarks/bench_loso.py --paths [--data DIR] [--seeds 0 1 2 3 4]  # accuracy: old vs new path
+
+``--speed`` times one 68-fold seed three ways in one run: the sequential path (one fold at a time in one
+single-threaded process, batch 64: ``--fold-group 1 --workers 1``), the batched engine in one process,
+and the batched engine on two worker processes; it prints seconds per seed, the speed-up, samples per
+second and the achieved GFLOP/s against the model's FLOP count (torch's FlopCounterMode: convolutions
+and matrix products). ``--paths`` trains seeds with the sequential and the batched path and compares
+them paired on the same subjects (``am3f compare``): batching must not move accuracy beyond seed noise.
 
 For every model and seed: the full leave-one-subject-out run (68 folds on the composite set) with the
 fixed schedule declared in am3f.train (no epoch picking, no tuning on held-out subjects). Prints
 composite and per-dataset UF1 / UAR (mean ± std over seeds), the same scores on the half of the
-subjects never used for development (am3f.train.holdout_subjects), wall time per seed, parameter
+subjects never used for development (am3f.development.holdout_subjects), wall time per seed, parameter
 count and device. Run directories: RUNS/am3f-composite and RUNS/ststnet-scratch-composite (resumable;
 `am3f score RUN_DIR` rescores them).
 
@@ -27,10 +37,11 @@ import numpy as np
 import torch
 
 from am3f.data import load_dataset
-from am3f.loso import run_loso
+from am3f.development import dev_subjects, holdout_subjects
+from am3f.loso import run_loso, usable_cores
 from am3f.metrics import megc_scores, summarize
 from am3f.rundir import merge_run
-from am3f.train import TrainRunner, dev_subjects, holdout_subjects, resolve_variant
+from am3f.train import TrainRunner, resolve_variant
 from am3f.utils import pick_device
 from am3f.zoo import build_model, count_parameters
 
@@ -53,7 +64,7 @@ def half_scores(preds, subjects: list[str]) -> dict[str, list[float]]:
 
 
 def run_dev_cv(args: argparse.Namespace) -> int:
-    from am3f.train import dev_cv
+    from am3f.development import dev_cv
 
     data = load_dataset(args.data)
     dev = dev_subjects(data)
@@ -70,6 +81,98 @@ def run_dev_cv(args: argparse.Namespace) -> int:
     return 0
 
 
+def train_flops_per_sample(variant: str, image_size: int = 28, batch: int = 64) -> tuple[float, float]:
+    """(FLOPs of one training step, FLOPs of one forward pass) per sample of ``variant``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model(resolve_variant(variant)[0], image_size=image_size)
+    x = torch.rand(batch, 3, image_size, image_size)
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    train = counter.get_total_flops() / batch
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return train, counter.get_total_flops() / batch
+
+
+def seed_work(data, train_cfg, folds: list[int]) -> tuple[int, int]:
+    """(training sample-steps, evaluated test samples incl. the per-epoch audit and the mirror) of one seed."""
+    from am3f.train import epoch_steps
+
+    steps = evals = 0
+    for k in folds:
+        test = int((data.subjects == data.subject_ids[k]).sum())
+        bs, per_epoch = epoch_steps(len(data) - test, train_cfg)
+        steps += train_cfg.epochs * per_epoch * bs
+        evals += (train_cfg.epochs + 1) * test * (2 if train_cfg.tta_flip else 1)
+    return steps, evals
+
+
+def run_speed(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from am3f.data import parse_index_ranges
+    from am3f.metrics import megc_scores
+    from am3f.train import loso_config
+
+    data = load_dataset(args.data)
+    folds = parse_index_ranges(args.folds, len(data.subject_ids))
+    seed = args.seeds[0]
+    train_flops, fwd_flops = train_flops_per_sample(args.variant, data.image_size[0])
+    print(data.describe())
+    print(f"variant {args.variant}: {train_flops / 1e6:.2f} MFLOP per sample per training step (forward + backward), "
+          f"{fwd_flops / 1e6:.2f} MFLOP per forward; torch {torch.__version__}, {os.cpu_count()} CPU cores, "
+          f"load average at start {os.getloadavg()[0]:.2f}")
+    paths = [("sequential: 1 fold at a time, 1 process", {"fold_group": 1}, 1),
+             ("batched folds, 1 process", {}, 1),
+             ("batched folds, 2 worker processes", {}, 2)]
+    walls = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, overrides, workers in paths:
+            model_cfg, train_cfg = resolve_variant(args.variant, **overrides)
+            steps, evals = seed_work(data, train_cfg, folds)
+            flops = steps * train_flops + evals * fwd_flops
+            t0 = time.perf_counter()
+            run = run_loso(data, TrainRunner(model_cfg, train_cfg), Path(tmp) / label.replace(" ", "_"),
+                           seeds=[seed], folds=folds, config=loso_config(data, args.variant, **overrides),
+                           workers=workers, show_progress=False)
+            walls[label] = wall = time.perf_counter() - t0
+            preds = merge_run(run)
+            uf1 = megc_scores(preds["label"], preds["pred"])["uf1"]
+            print(f"{label:<40} {wall:7.1f} s per {len(folds)}-fold seed  {steps / wall:8.0f} samples/s  "
+                  f"{flops / wall / 1e9:6.1f} GFLOP/s  (fold group {train_cfg.fold_group}; composite UF1 {uf1:.4f}, "
+                  f"load average {os.getloadavg()[0]:.2f})", flush=True)
+    first, _, last = walls.values()
+    print(f"speed-up of the new path (batched, 2 workers) over the sequential path: {first / last:.2f}x "
+          f"(1 worker: {first / walls[paths[1][0]]:.2f}x; 2 workers vs 1: {walls[paths[1][0]] / last:.2f}x)")
+    print("note: one run on a shared machine; ratios come from the same run")
+    return 0
+
+
+def run_paths(args: argparse.Namespace) -> int:
+    """The sequential and the batched path, same seeds, compared paired on the same subjects."""
+    from am3f.stats import compare_runs, format_comparison
+    from am3f.train import loso_config
+
+    data = load_dataset(args.data)
+    runs = {}
+    for label, overrides in (("sequential", {"fold_group": 1}), ("batched", {})):
+        model_cfg, train_cfg = resolve_variant(args.variant, **overrides)
+        run = Path(args.runs) / f"paths-{args.variant}-{label}"
+        t0 = time.perf_counter()
+        run_loso(data, TrainRunner(model_cfg, train_cfg), run, seeds=args.seeds,
+                 config=loso_config(data, args.variant, **overrides), workers=usable_cores(),
+                 show_progress=sys.stderr.isatty())
+        runs[label] = run
+        comp = summarize(merge_run(run))["subsets"]["composite"]
+        print(f"{label:<11} seeds {args.seeds}: composite UF1 {comp['uf1']['mean']:.4f} ± {comp['uf1']['std']:.4f}, "
+              f"UAR {comp['uar']['mean']:.4f} ± {comp['uar']['std']:.4f}  ({time.perf_counter() - t0:.0f} s)",
+              flush=True)
+    print(format_comparison(compare_runs(runs["batched"], runs["sequential"])))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.environ.get("AM3F_DATA") or "../shared/data/megc2019-composite")
@@ -81,11 +184,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="delete existing run directories first")
     ap.add_argument("--dev-cv", nargs="+", metavar="VARIANT", default=None,
                     help="instead of LOSO: subject-grouped 5-fold CV inside the development half only "
-                         "(am3f.train.dev_cv) for these variants -- the evidence used to choose the design")
+                         "(am3f.development.dev_cv) for these variants -- the evidence used to choose the design")
     ap.add_argument("--dev-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--speed", action="store_true", help="time the LOSO engine (sequential vs batched, 1 vs 2 workers)")
+    ap.add_argument("--paths", action="store_true",
+                    help="accuracy of the sequential vs the batched path on --seeds, paired comparison")
+    ap.add_argument("--variant", default="full", help="variant for --speed / --paths (default full)")
     args = ap.parse_args(argv)
     if args.dev_cv:
         return run_dev_cv(args)
+    if args.speed:
+        return run_speed(args)
+    if args.paths:
+        return run_paths(args)
 
     data = load_dataset(args.data)
     device = pick_device(args.device)
@@ -119,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             t0 = time.perf_counter()
             run_loso(data, TrainRunner(model_cfg, train_cfg, device), run, seeds=[seed], folds=folds,
-                     config=config, device=str(device), show_progress=sys.stderr.isatty())
+                     config=config, device=str(device), show_progress=sys.stderr.isatty(),
+                     workers=1 if device.type == "cuda" else usable_cores())
             walls[seed] = time.perf_counter() - t0
             per_fold = walls[seed] / len(folds or data.subject_ids)
             print(f"   seed {seed}: {walls[seed]:.1f} s wall ({per_fold:.2f} s/fold, "

@@ -136,3 +136,12 @@ def test_strided_downsampling_and_strides(size):
     for cfg in (replace(ModelConfig(), downsample="stride"), replace(ModelConfig(), first_stride=1, first_pool=3)):
         out = build_model(cfg).eval()(torch.rand(2, 3, size, size))
         assert out.shape == (2, 3)
+
+
+@pytest.mark.parametrize("side", [3, 5, 7, 10, 14, 28, 4, 9])
+@pytest.mark.parametrize("grid", [1, 2, 3])
+def test_grid_pool_is_adaptive_average_pooling(side, grid):
+    from am3f.model import grid_pool
+
+    x = torch.randn(2, 4, side, side)
+    assert torch.allclose(grid_pool(x, grid), F.adaptive_avg_pool2d(x, grid), atol=1e-6)

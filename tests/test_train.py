@@ -12,6 +12,7 @@ from PIL import Image
 from am3f.checkpoint import load_checkpoint, train_final
 from am3f.cli import main
 from am3f.data import FlowDataset
+from am3f.development import dev_subjects, holdout_subjects
 from am3f.loso import run_loso
 from am3f.losses import class_priors
 from am3f.metrics import summarize
@@ -19,10 +20,8 @@ from am3f.train import (
     TrainConfig,
     TrainRunner,
     augment,
-    dev_subjects,
     fit,
     hflip_flow,
-    holdout_subjects,
     predict,
     random_shift,
     resolve_variant,

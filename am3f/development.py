@@ -1,0 +1,66 @@
+"""The development protocol: how designs are chosen without ever looking at a test subject of the
+reported runs.
+
+:func:`dev_subjects` splits the subjects in two halves; candidate designs are compared by
+:func:`dev_cv`, subject-grouped cross-validation inside the development half only; the other half
+(:func:`holdout_subjects`) is never used for a decision. See docs/design-choices.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from .data import FlowDataset
+from .model import ModelConfig
+from .train import TrainConfig
+
+
+def dev_subjects(data: FlowDataset) -> list[str]:
+    """The development half: within each source dataset, every second subject in sorted order
+    (the 1st, 3rd, 5th, ...). Tuning uses only these; the rest is the untouched half."""
+    out = []
+    for ds in sorted(set(data.datasets.tolist())):
+        subs = sorted(set(data.subjects[data.datasets == ds].tolist()))
+        out += subs[0::2]
+    return out
+
+
+def holdout_subjects(data: FlowDataset) -> list[str]:
+    dev = set(dev_subjects(data))
+    return [s for s in data.subject_ids if s not in dev]
+
+
+def dev_folds(data: FlowDataset, n_splits: int = 5) -> FlowDataset:
+    """The development half with each sample's ``subjects`` entry replaced by its CV fold (``cv0`` ..),
+    subjects dealt to the folds in turn within each source dataset: LOSO over these pseudo-subjects
+    is subject-grouped ``n_splits``-fold CV, run by the same engine as every LOSO run."""
+    dev = data.subset(np.isin(data.subjects, dev_subjects(data)))
+    fold_of = {}
+    for ds in sorted(set(dev.datasets.tolist())):
+        for i, s in enumerate(sorted(set(dev.subjects[dev.datasets == ds].tolist()))):
+            fold_of[s] = f"cv{i % n_splits}"
+    return replace(dev, subjects=np.array([fold_of[s] for s in dev.subjects]), name=f"{data.name}-dev-cv")
+
+
+def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, seeds=(0,), n_splits: int = 5,
+           device: torch.device | str = "cpu", workers: int = 1) -> dict:
+    """Subject-grouped ``n_splits``-fold CV inside the development half only; pooled UF1/UAR per seed."""
+    import tempfile
+
+    from .loso import run_loso
+    from .metrics import megc_scores
+    from .rundir import merge_run
+    from .train import TrainRunner
+
+    folds = dev_folds(data, n_splits)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_loso(folds, TrainRunner(model_cfg, train_cfg, device, record_epochs=False), tmp, seeds=seeds,
+                 device=str(device), workers=workers, show_progress=False)
+        preds = merge_run(tmp)
+    out = {"per_seed": {int(s): megc_scores(g["label"], g["pred"]) for s, g in preds.groupby("seed")}}
+    out["uf1"] = float(np.mean([v["uf1"] for v in out["per_seed"].values()]))
+    out["uar"] = float(np.mean([v["uar"] for v in out["per_seed"].values()]))
+    return out
