@@ -27,6 +27,7 @@ Results
     ``stats``     how sure a score is: subject-bootstrap 95 % intervals (stratified by dataset), paired
                   comparisons of two runs (Δ, interval, p) (``am3f compare``)
     ``tables``    results, published peers and ablation tables
+    ``leaderboard``  every architecture under one honest protocol, beside its published number
     ``audit``     what best-test-epoch picking and other shortcuts would add to our own runs
     ``plots``     flow pictures, class-score bars, confusion matrices
     ``gradcam``   Grad-CAM per branch and class, and its check against known motion

@@ -93,17 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.cmd_compare)
 
     p = sub.add_parser("reproduce", help="run every companion notebook (papermill) and collect figures and tables",
-                       description="Executes notebooks/00..08 in order with the profile's parameters; executed "
+                       description="Executes the notebooks in order with the profile's parameters; executed "
                                    "notebooks go to OUT, figures (PNG + PDF) and tables (Markdown + LaTeX) to "
-                                   "OUT/figures, LOSO runs to OUT/runs. quick: minutes on 2 CPU cores (few folds "
-                                   "and epochs, one seed); full: every fold, 3 seeds for the main model, every "
-                                   "ablation variant on one seed.")
+                                   "OUT/figures, LOSO runs to OUT/runs (reused by configuration). quick: all "
+                                   "notebooks in minutes on 2 CPU cores (few folds and epochs, one seed); full: "
+                                   "notebooks 00-08 on every fold, 5 seeds for the main model and every ablation "
+                                   "variant; leaderboard: notebook 09, every peer under our schedule (5 seeds) and "
+                                   "the authors' recipes that fit a CPU.")
     p.add_argument("--data", default=None, help=DATA_HELP)
     p.add_argument("--reference", default=None, metavar="DIR",
                    help="real reference material for the checks of notebooks 01 and 03: a folder holding "
                         "ststnet-reference/ (published STSTNet weights) and real-onset-apex/ (default: the folder "
                         "above --data when it holds them; none without --data)")
-    p.add_argument("--profile", choices=["quick", "full"], default=None, help="size of the runs (default: quick)")
+    p.add_argument("--profile", choices=["quick", "full", "leaderboard"], default=None,
+                   help="quick: minutes, synthetic-sized; full: notebooks 00-08, 5 seeds, about an hour; "
+                        "leaderboard: notebook 09, every peer (default: quick)")
     p.add_argument("--out", default=None,
                    help="output folder (default: reproduce-<profile> inside $AM3F_OUT, else inside the "
                         "checkout's git-ignored out/)")

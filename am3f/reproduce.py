@@ -25,7 +25,7 @@ from .writers import PER_SAMPLE_DIR
 
 NOTEBOOKS: tuple[str, ...] = (
     "00_walkthrough", "01_optical_flow", "02_train_loso", "03_results_tables", "04_ablations",
-    "05_confusion_matrices", "06_gradcam", "07_protocol_audit", "08_explorer",
+    "05_confusion_matrices", "06_gradcam", "07_protocol_audit", "08_explorer", "09_leaderboard",
 )
 
 ABLATION_VARIANTS_FULL: tuple[str, ...] = (
@@ -33,16 +33,26 @@ ABLATION_VARIANTS_FULL: tuple[str, ...] = (
     "u", "v", "strain", "uv", "u_strain", "v_strain", "ststnet",
 )
 
+SEEDS_5 = [0, 1, 2, 3, 4]
+LEADERBOARD_FULL: tuple[str, ...] = (
+    "full", "ststnet", "dualinception", "offapexnet", "rcn", "htnet-small", "rcn-authors",
+)
+
 # Notebook parameters per profile. `quick`: minutes on 2 CPU cores (a few folds, few epochs, one seed);
-# `full`: the real reproduction (all folds, 3 seeds, the declared schedule, every ablation variant).
+# `full`: the real reproduction of notebooks 00-08 (all folds, the declared schedule, 5 seeds for the
+# main model and for every ablation variant); `leaderboard`: notebook 09 with every peer under our
+# schedule (5 seeds) and the authors' recipes that fit a CPU (one seed), reusing the runs `full` made
+# in the same --out. The authors' recipes of Dual-Inception (batch 3), OFF-ApexNet (3000 epochs) and
+# HTNet (800 epochs, 140 M parameters) take days on 2 CPU cores: not in any profile (docs/peers.md).
 PROFILES: dict[str, dict] = {
     "quick": {"epochs": 2, "seeds": [0], "folds": "0-1", "variants": ["full", "no_msff", "u"],
-              "max_cam_samples": 24, "cam_folds": 2},
-    # Grad-CAM class averages re-fit one model per fold shown; 8 folds keeps that to a fraction of a run
-    # ablations: one seed per variant (15 variants x 68 folds; 3 seeds each would triple a ~1 h CPU job);
-    # the `full` row of the ablation table is the 3-seed main run, which shares its configuration
-    "full": {"epochs": 0, "seeds": [0, 1, 2], "folds": "", "variants": list(ABLATION_VARIANTS_FULL),
-             "ablation_seeds": [0], "max_cam_samples": 0, "cam_folds": 8},
+              "leaderboard": ["full", "ststnet", "rcn"], "authors_seeds": [0], "max_cam_samples": 24,
+              "cam_folds": 2},
+    # Grad-CAM class averages over the held-out samples of 8 folds (their fold models are re-trained)
+    "full": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "variants": list(ABLATION_VARIANTS_FULL),
+             "max_cam_samples": 0, "cam_folds": 8, "notebooks": list(NOTEBOOKS[:-1])},
+    "leaderboard": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "leaderboard": list(LEADERBOARD_FULL),
+                    "authors_seeds": [0], "notebooks": ["09_leaderboard"]},
 }
 
 
@@ -88,8 +98,9 @@ def notebook_parameters(name: str, profile: str, data_root: str, out: Path, shar
     common = {"data_root": data_root, "shared_dir": shared_dir, "figures_dir": str(out / "figures"),
               "runs_dir": str(out / "runs"), "epochs": p["epochs"], "seeds": p["seeds"], "folds": p["folds"],
               "workers": workers, "scheduler": scheduler}
-    extra = {"04_ablations": {"variants": p["variants"], "seeds": p.get("ablation_seeds", p["seeds"])},
-             "06_gradcam": {"max_samples": p["max_cam_samples"], "cam_folds": p["cam_folds"]},
+    extra = {"04_ablations": {"variants": p.get("variants", ["full"])},
+             "06_gradcam": {"max_samples": p.get("max_cam_samples", 0), "cam_folds": p.get("cam_folds", 8)},
+             "09_leaderboard": {"variants": p.get("leaderboard", ["full"]), "authors_seeds": p.get("authors_seeds", [0])},
              "00_walkthrough": {"train_epochs": max(p["epochs"], 2) if profile == "quick" else 10}}
     return {**common, **extra.get(name, {})}
 
@@ -128,7 +139,7 @@ def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick"
     if profile not in PROFILES:
         raise AM3FError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
     src = notebooks_dir()
-    names = list(notebooks) if notebooks else list(NOTEBOOKS)
+    names = list(notebooks) if notebooks else list(PROFILES[profile].get("notebooks", NOTEBOOKS))
     missing = [n for n in names if not (src / f"{n}.ipynb").is_file()]
     if missing:
         raise AM3FError(f"{src}: notebook(s) not found: {', '.join(missing)} (known: {', '.join(NOTEBOOKS)})")

@@ -1,0 +1,146 @@
+"""The honest leaderboard: every architecture trained in our harness under the same fixed protocol,
+beside what its authors published.
+
+One row per (method, schedule): ``<arch>`` under OUR declared schedule (identical for all) and, where
+it was run, ``<arch>-authors`` under the recipe in the authors' code (:data:`am3f.peers.AUTHORS_RECIPES`),
+both scored at the LAST epoch. Columns:
+
+* **published**: the composite UF1 / UAR the authors report (``am3f/published_peers.csv``), with the
+  protocol they were obtained under;
+* **honest**: our composite UF1 / UAR, mean ± std over seeds and the 95 % subject-bootstrap interval
+  (:mod:`am3f.stats`);
+* **oracle**: the same runs scored the way a "best test epoch per subject" protocol would report them
+  (:func:`am3f.audit.best_epoch_predictions`): how much of a published number that shortcut can buy;
+* **Δ vs AM3F-FlowNet**: paired on the same subjects, with interval and p;
+* parameters and training seconds per seed (summed over folds: the work of one core).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .audit import best_epoch_predictions
+from .metrics import megc_scores
+from .rundir import RunResult, as_runs, load_epoch_scores
+from .stats import compare_runs, format_delta
+from .tables import format_score, published_peers, scores_long
+from .writers import EMPTY
+
+REFERENCE = "full"
+# display names of the architectures (am3f.zoo names)
+METHOD_NAMES = {"am3f": "AM3F-FlowNet (ours)", "ststnet": "STSTNet", "dualinception": "Dual-Inception",
+                "offapexnet": "OFF-ApexNet", "rcn": "RCN", "htnet": "HTNet", "htnet-small": "HTNet-small (reduced)"}
+
+
+def arch_of(variant: str) -> str:
+    """The architecture a named variant trains."""
+    from .zoo import get_variant
+
+    return get_variant(variant)[0].arch
+
+
+def schedule_of(variant: str) -> str:
+    return "authors' recipe" if variant.endswith("-authors") else "ours (declared)"
+
+
+def _published(arch: str) -> tuple[str, str]:
+    peers = published_peers()
+    base = "htnet" if arch == "htnet-small" else arch  # the reduced HTNet has no published number of its own
+    row = peers[peers["arch"] == base]
+    if row.empty or np.isnan(row["composite_uf1"].iloc[0]):
+        return EMPTY, row["protocol"].iloc[0] if not row.empty else EMPTY
+    r = row.iloc[0]
+    uar = EMPTY if np.isnan(r["composite_uar"]) else f"{r['composite_uar']:.4f}"
+    return f"{r['composite_uf1']:.4f} / {uar}", r["protocol"]
+
+
+def oracle_scores(run: RunResult) -> tuple[float, float] | None:
+    """Composite (UF1, UAR), mean over seeds, had the best test epoch per subject been reported."""
+    if not load_epoch_scores(run.path):
+        return None
+    picked = best_epoch_predictions(run)
+    per_seed = [megc_scores(g["label"], g["pred"]) for _, g in picked.groupby("seed")]
+    return float(np.mean([s["uf1"] for s in per_seed])), float(np.mean([s["uar"] for s in per_seed]))
+
+
+def seconds_per_seed(run: RunResult) -> float:
+    walls = run.info.get("wall_s_per_seed", {})
+    return float(np.mean(list(walls.values()))) if walls else float("nan")
+
+
+def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], reference: str = REFERENCE) -> pd.DataFrame:
+    """The leaderboard in long form: one row per variant with numbers (for figures and checks)."""
+    loaded = dict(zip(runs.keys(), as_runs(runs)))
+    ref = loaded.get(reference)
+    rows = []
+    for variant, run in loaded.items():
+        arch = arch_of(variant)
+        long = scores_long(run)
+        comp = long[long.subset == "composite"].set_index("metric")
+        oracle = oracle_scores(run)
+        row = {"variant": variant, "arch": arch, "method": METHOD_NAMES.get(arch, arch),
+               "schedule": schedule_of(variant), "seeds": int(comp.loc["uf1", "n_seeds"]),
+               "uf1": comp.loc["uf1", "mean"], "uf1_std": comp.loc["uf1", "std"],
+               "uf1_lo": comp.loc["uf1", "ci_lo"], "uf1_hi": comp.loc["uf1", "ci_hi"],
+               "uar": comp.loc["uar", "mean"], "uar_std": comp.loc["uar", "std"],
+               "uar_lo": comp.loc["uar", "ci_lo"], "uar_hi": comp.loc["uar", "ci_hi"],
+               "oracle_uf1": oracle[0] if oracle else np.nan, "oracle_uar": oracle[1] if oracle else np.nan,
+               "parameters": run.config.get("parameters"), "seconds_per_seed": seconds_per_seed(run),
+               "complete": run.complete, "synthetic": run.synthetic,
+               "uf1_text": format_score(comp.loc["uf1"]), "uar_text": format_score(comp.loc["uar"])}
+        row["published"], row["published_protocol"] = _published(arch)
+        if ref is not None and variant != reference:
+            cmp = compare_runs(run, ref)
+            row.update(delta_uf1=cmp["delta_uf1"], delta_uf1_lo=cmp["delta_uf1_ci95"][0],
+                       delta_uf1_hi=cmp["delta_uf1_ci95"][1], p_uf1=cmp["p_uf1"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def leaderboard_table(runs: Mapping[str, RunResult | str | os.PathLike], reference: str = REFERENCE,
+                      digits: int = 4) -> pd.DataFrame:
+    """The display table (strings), sorted by honest composite UF1."""
+    rows = leaderboard_rows(runs, reference).sort_values("uf1", ascending=False)
+    out = []
+    for r in rows.to_dict("records"):
+        delta = (format_delta(r["delta_uf1"], (r["delta_uf1_lo"], r["delta_uf1_hi"]), digits) + f", p {r['p_uf1']:.3f}"
+                 if not np.isnan(r.get("delta_uf1", np.nan)) else EMPTY)
+        out.append({
+            "Method": r["method"], "Schedule": r["schedule"],
+            "Published UF1 / UAR": r["published"], "Published protocol": r["published_protocol"],
+            "Honest UF1": r["uf1_text"], "Honest UAR": r["uar_text"],
+            "Oracle UF1 / UAR": (f"{r['oracle_uf1']:.4f} / {r['oracle_uar']:.4f}" if not np.isnan(r["oracle_uf1"])
+                                 else EMPTY),
+            "Δ UF1 vs AM3F-FlowNet": delta,
+            "Params": f"{int(r['parameters']):,}" if r["parameters"] else EMPTY,
+            "s / seed": f"{r['seconds_per_seed']:.0f}" if not np.isnan(r["seconds_per_seed"]) else EMPTY,
+            "Seeds": r["seeds"] if r["complete"] else f"{r['seeds']} (PARTIAL)",
+        })
+    return pd.DataFrame(out)
+
+
+def leaderboard_figure(rows: pd.DataFrame, title: str = "", synthetic: bool = False):
+    """Published vs honest vs oracle composite UF1 per method: a dot plot, honest with its interval."""
+    import matplotlib.pyplot as plt
+
+    from .writers import synthetic_caption
+
+    rows = rows.sort_values("uf1")
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
+    y = np.arange(len(rows))
+    ax.errorbar(rows["uf1"], y, xerr=[rows["uf1"] - rows["uf1_lo"], rows["uf1_hi"] - rows["uf1"]], fmt="o",
+                color="tab:blue", capsize=3, label="honest (ours): mean over seeds, 95 % subject interval")
+    ax.plot(rows["oracle_uf1"], y, "x", color="tab:red", label="oracle: best test epoch per subject, same runs")
+    published = pd.to_numeric(rows["published"].str.split(" / ").str[0], errors="coerce")
+    ax.plot(published, y, "D", mfc="none", color="k", label="published by the authors (their protocol)")
+    ax.set_yticks(y, [f"{m}, {s}" for m, s in zip(rows["method"], rows["schedule"])], fontsize=8)
+    ax.set_xlabel("composite UF1")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(synthetic_caption(title or "The same 442 samples, one honest protocol", synthetic), fontsize=9)
+    fig.tight_layout()
+    return fig
