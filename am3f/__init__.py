@@ -22,7 +22,8 @@ Results
     ``tables``    results, published peers and ablation tables
     ``audit``     what best-test-epoch picking and other shortcuts would add to our own runs
     ``plots``     flow pictures, class-score bars, confusion matrices
-    ``gradcam``   Grad-CAM per branch and class, and its check against known motion
+    ``gradcam``   class activation maps per branch and class (pytorch-grad-cam; default chosen by measurement)
+    ``cam_eval``  measuring those maps: mass on the known motion (synthetic), deletion / insertion faithfulness
     ``writers``   Markdown / LaTeX / CSV tables and PNG + PDF figures, labelled SYNTHETIC when they are
     ``explorer``  browsing a run sample by sample (ipywidgets)
 
