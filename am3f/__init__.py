@@ -30,7 +30,8 @@ Results
     ``leaderboard``  every architecture under one honest protocol, beside its published number
     ``audit``     what best-test-epoch picking and other shortcuts would add to our own runs
     ``plots``     flow pictures, class-score bars, confusion matrices
-    ``gradcam``   Grad-CAM per branch and class, and its check against known motion
+    ``gradcam``   class activation maps per branch and class (pytorch-grad-cam; default chosen by measurement)
+    ``cam_eval``  measuring those maps: mass on the known motion (synthetic), deletion / insertion faithfulness
     ``writers``   Markdown / LaTeX / CSV tables and PNG + PDF figures, labelled SYNTHETIC when they are
     ``explorer``  browsing a run sample by sample (ipywidgets)
 

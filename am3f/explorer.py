@@ -1,5 +1,5 @@
 """Browsing a run sample by sample: mistakes, one sample's predictions, a static view with the
-Grad-CAM of each branch, and the ipywidgets explorer of notebook 08."""
+class activation map (LayerCAM, am3f.gradcam) of each branch, and the ipywidgets explorer of notebook 08."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def sample_predictions(predictions: pd.DataFrame, sample_id: str) -> pd.DataFram
 
 def explorer_view(run: RunResult, data, sample_id: str, model=None, show_cam: bool = True):
     """Static view of one sample: u, v, strain, its class scores per seed, and (with ``model``, the
-    model of the fold that held this sample out) the Grad-CAM of every branch. Returns the figure."""
+    model of the fold that held this sample out) the class activation map of every branch (the default
+    method of :mod:`am3f.gradcam`). Returns the figure."""
     import matplotlib.pyplot as plt
 
     idx = int(np.flatnonzero(data.sample_ids == sample_id)[0])
@@ -61,7 +62,7 @@ def explorer_view(run: RunResult, data, sample_id: str, model=None, show_cam: bo
             ch = ("u", "v", "strain").index(name) if name in ("u", "v", "strain") else 0
             ax.imshow(data.x[idx, ch], cmap="gray")
             ax.imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
-            ax.set_title(f"Grad-CAM {name}", fontsize=9)
+            ax.set_title(f"LayerCAM {name}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
     preds = ", ".join(f"seed {int(s)}: {data.class_names[int(p)]}" for s, p in zip(rows["seed"], rows["pred"]))
@@ -91,7 +92,7 @@ def explorer(run: RunResult, data, model_for_subject=None, cam_default: bool = F
     samp = w.Dropdown(description="sample")
     wrong = w.Checkbox(value=False, description="misclassified only")
     # CAM off at first: each new subject costs one fold of re-training
-    cam = w.Checkbox(value=cam_default and model_for_subject is not None, description="Grad-CAM",
+    cam = w.Checkbox(value=cam_default and model_for_subject is not None, description="CAM (LayerCAM)",
                      disabled=model_for_subject is None)
     out = w.Output()
 

@@ -82,8 +82,10 @@ class Branch(nn.Module):
         strides = [first_stride] + (self.pools if downsample == "stride" else [1] * (len(widths) - 1))
         self.stages = nn.ModuleList(conv_block(chans[i], chans[i + 1], strides[i]) for i in range(len(widths)))
         self.maxpool = downsample == "maxpool"
+        self.input = nn.Identity()  # the branch's normalised input map: a hook point (CAM "stage 0"), no weights
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.input(x)
         feats = []
         for i, stage in enumerate(self.stages):
             if i > 0 and self.maxpool:

@@ -437,18 +437,43 @@ def onset_face(root: str | os.PathLike, sample_id: str) -> np.ndarray:
     return pair.crop(pair.onset)
 
 
+def remove_rigid_motion(u: np.ndarray, v: np.ndarray, keep: float = 0.6, iters: int = 5
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) minus the head's rigid motion (a translation and a small rotation), fitted robustly.
+
+    u = tx - theta (y - cy), v = ty + theta (x - cx) is fitted by least squares, then refitted
+    ``iters`` times on the ``keep`` share of pixels it explains best, so the action units (local,
+    a minority of the frame) do not pull the fit. Used on the full frame, where most pixels (and
+    all the background) move only rigidly."""
+    h, w = u.shape
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    xx, yy = (xx - (w - 1) / 2).ravel(), (yy - (h - 1) / 2).ravel()
+    n = h * w
+    a = np.zeros((2 * n, 3))
+    a[:n, 0], a[n:, 1], a[:n, 2], a[n:, 2] = 1.0, 1.0, -yy, xx
+    b = np.concatenate([u.ravel(), v.ravel()]).astype(np.float64)
+    use = np.ones(n, dtype=bool)
+    for _ in range(iters):
+        params = np.linalg.lstsq(a[np.concatenate([use, use])], b[np.concatenate([use, use])], rcond=None)[0]
+        r = b - a @ params
+        res = np.hypot(r[:n], r[n:])
+        use = res <= np.quantile(res, keep)
+    return r[:n].reshape(h, w).astype(np.float32), r[n:].reshape(h, w).astype(np.float32)
+
+
 def true_motion_mask(root: str | os.PathLike, sample_id: str, size: int | tuple[int, int] = 28,
                      threshold: float = 0.3) -> np.ndarray:
     """Boolean (size, size) mask of where the face really moves in a synthetic sample.
 
-    The ground truth includes the sub-pixel head jitter; subtracting the median flow removes the
-    rigid drift, so what remains above ``threshold`` x its maximum is the action-unit motion. The
-    mask is cut to the same face box and resized like the flow image."""
+    The ground truth includes the head jitter, a translation AND a rotation of the whole frame;
+    :func:`remove_rigid_motion` takes both out, so what remains above ``threshold`` x its maximum is
+    the action-unit motion (the main AUs and any distractor AU). The mask is cut to the same face
+    box and resized like the flow image. (Why not the median flow: docs/design-choices.md.)"""
     from .flow import resize_field
 
     u, v, (x, y, w, h) = read_ground_truth(root, sample_id)
-    u, v = u[y:y + h, x:x + w], v[y:y + h, x:x + w]
-    mag = resize_field(np.hypot(u - np.median(u), v - np.median(v)), size)
+    u, v = remove_rigid_motion(u, v)
+    mag = resize_field(np.hypot(u[y:y + h, x:x + w], v[y:y + h, x:x + w]), size)
     return mag >= threshold * float(mag.max()) if mag.max() > 0 else np.zeros_like(mag, dtype=bool)
 
 
