@@ -16,6 +16,7 @@ Pipeline
     ``peers``     Dual-Inception, OFF-ApexNet, RCN, HTNet: the other peers, with their authors' recipes
     ``zoo``       every architecture and named variant in one registry; ``build_model``
     ``losses``    the logit-adjusted, class-prior-weighted loss
+    ``pretrain``  sim-to-real: pre-training on a large synthetic corpus, the same for every fold
     ``train``     the declared schedule, flow-aware augmentation, one batched loop training many models
     ``development``  the development half and its subject-grouped CV: how designs are chosen
     ``checkpoint``  the final model trained on all subjects, saved and loaded (``am3f train`` / ``predict``)

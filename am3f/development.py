@@ -47,7 +47,8 @@ def dev_folds(data: FlowDataset, n_splits: int = 5) -> FlowDataset:
 
 def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, seeds=(0,), n_splits: int = 5,
            device: torch.device | str = "cpu", workers: int = 1) -> dict:
-    """Subject-grouped ``n_splits``-fold CV inside the development half only; pooled UF1/UAR per seed."""
+    """Subject-grouped ``n_splits``-fold CV inside the development half only: pooled UF1/UAR per seed,
+    their means, and the predictions (for paired comparisons, :func:`am3f.stats.compare_predictions`)."""
     import tempfile
 
     from .loso import run_loso
@@ -60,7 +61,8 @@ def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
         run_loso(folds, TrainRunner(model_cfg, train_cfg, device, record_epochs=False), tmp, seeds=seeds,
                  device=str(device), workers=workers, show_progress=False)
         preds = merge_run(tmp)
-    out = {"per_seed": {int(s): megc_scores(g["label"], g["pred"]) for s, g in preds.groupby("seed")}}
+    out = {"per_seed": {int(s): megc_scores(g["label"], g["pred"]) for s, g in preds.groupby("seed")},
+           "predictions": preds}
     out["uf1"] = float(np.mean([v["uf1"] for v in out["per_seed"].values()]))
     out["uar"] = float(np.mean([v["uar"] for v in out["per_seed"].values()]))
     return out

@@ -137,7 +137,7 @@ def attention_maps(model: nn.Module, x: np.ndarray | torch.Tensor, branch: str |
                    layers: str = "all") -> np.ndarray:
     """The model's own MSFF spatial-attention maps of one branch, (N, H, W) in [0, 1].
 
-    Read through forward hooks on the attention convs (sigmoid of their output = the weight MSFF
+    Read through forward hooks on the attention logits (sigmoid of them = the weight MSFF
     multiplies each position by), upsampled and scaled like a CAM; ``layers``: one part of
     :data:`LAYER_PARTS` (not "input"); "all" averages the stages' maps."""
     from pytorch_grad_cam.utils.image import scale_cam_image
@@ -149,7 +149,7 @@ def attention_maps(model: nn.Module, x: np.ndarray | torch.Tensor, branch: str |
     stages = branch_layers(model, name, layers)
     if any(s not in all_stages for s in stages):
         raise ValueError("attention maps exist for the stages only, not the input")
-    convs = [model.msff[name].attn[all_stages.index(s)].conv for s in stages]
+    convs = [model.msff[name].attn[all_stages.index(s)].logits for s in stages]
     x = _as_tensor(x)
     got: list[torch.Tensor] = []
     hooks = [c.register_forward_hook(lambda m, i, o: got.append(torch.sigmoid(o[:, 0]).detach().cpu()))

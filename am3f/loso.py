@@ -171,6 +171,8 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
         print(f"resuming {out}: {skipped} fold(s) already done, {len(todo)} to run")
     for _, k in sorted(todo):
         check_fold(*split_fold(data, subjects[k]), subjects[k])
+    if todo and hasattr(runner, "prepare"):
+        runner.prepare()
     groups = runner.groups(data) if hasattr(runner, "groups") else [[k] for k in range(len(subjects))]
     # a group is computed whole (its folds' numbers depend on it); only the folds asked for are written
     tasks = [(s, list(g)) for s in seeds for g in groups if any((s, k) in todo for k in g)]

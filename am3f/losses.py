@@ -40,8 +40,10 @@ def logit_adjusted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, pri
                                  tau: float = 1.0, weight_power: float = 0.0,
                                  label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean over the batch of w[y] * CE(logits + tau * log(priors), y)."""
-    priors = priors.to(logits.device, logits.dtype)
+    priors = priors.to(logits.device, logits.dtype)  # (C,), or (N, C): one prior per sample
     adjusted = logits + tau * torch.log(priors)
+    if weight_power and priors.ndim > 1:
+        raise ValueError("class-prior weights need one prior for the batch, not one per sample")
     weight = prior_weights(priors, weight_power).to(logits.device, logits.dtype) if weight_power else None
     # F.cross_entropy with weights divides by the summed weights; we want a plain mean of w_i * l_i
     per_sample = F.cross_entropy(adjusted, target, reduction="none", label_smoothing=label_smoothing)

@@ -45,6 +45,7 @@ class ModelConfig:
     msff: bool = True  # fuse every stage (each through spatial attention); False: last stage only, no attention
     msff_grid: int = 2  # attended maps are average-pooled to grid x grid cells (keeps coarse face layout)
     sa_kernel: int = 3  # spatial-attention conv kernel
+    sa_descriptor: str = "mean_max"  # what spatial attention sees of the channels: "mean_max" (CBAM) or "mean"
     flow_weights: bool = True  # MOFRW step 1: one weight per optical flow
     channel_weights: bool = True  # MOFRW step 2: one weight per channel inside each flow
     reduction: int = 4  # MLP bottleneck of the channel-weight step
@@ -101,15 +102,24 @@ class Branch(nn.Module):
 
 
 class SpatialAttention(nn.Module):
-    """CBAM-style: [mean, max] over channels -> conv -> sigmoid -> one weight per pixel."""
+    """CBAM-style: a descriptor of the channels at every pixel ([mean, max], or the mean alone) ->
+    conv -> sigmoid -> one weight per pixel, multiplying the map."""
 
-    def __init__(self, kernel: int = 3):
+    def __init__(self, kernel: int = 3, descriptor: str = "mean_max"):
         super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel, padding=kernel // 2)
+        if descriptor not in ("mean_max", "mean"):
+            raise AM3FError(f"spatial-attention descriptor must be 'mean_max' or 'mean', got {descriptor!r}")
+        self.descriptor, self.pad = descriptor, kernel // 2
+        self.conv = nn.Conv2d(2 if descriptor == "mean_max" else 1, 1, kernel, padding=kernel // 2)
+        self.logits = nn.Identity()  # where the attention logits can be read (forward hook): weight = sigmoid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        desc = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], dim=1)
-        return x * torch.sigmoid(self.conv(desc))
+        w = self.conv.weight
+        # conv over the stacked [mean, max] = conv of the mean + conv of the max, without stacking them
+        a = F.conv2d(x.mean(1, keepdim=True), w[:, :1], self.conv.bias, padding=self.pad)
+        if self.descriptor == "mean_max":
+            a = a + F.conv2d(x.amax(1, keepdim=True), w[:, 1:], None, padding=self.pad)
+        return x * torch.sigmoid(self.logits(a))
 
 
 def grid_pool(x: torch.Tensor, grid: int) -> torch.Tensor:
@@ -131,11 +141,12 @@ class MSFF(nn.Module):
     """Multi-scale feature fusion for one branch: every stage through spatial attention, pooled to a
     grid x grid layout, concatenated into one vector. ``enabled=False`` keeps the last stage only."""
 
-    def __init__(self, widths: tuple[int, ...], grid: int = 2, kernel: int = 3, enabled: bool = True):
+    def __init__(self, widths: tuple[int, ...], grid: int = 2, kernel: int = 3, enabled: bool = True,
+                 descriptor: str = "mean_max"):
         super().__init__()
         self.enabled, self.grid = enabled, grid
         n = len(widths) if enabled else 0
-        self.attn = nn.ModuleList(SpatialAttention(kernel) for _ in range(n))
+        self.attn = nn.ModuleList(SpatialAttention(kernel, descriptor) for _ in range(n))
         self.out_dim = (sum(widths) if enabled else widths[-1]) * grid * grid
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
@@ -197,7 +208,8 @@ class AM3FFlowNet(nn.Module):
         self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.branches = nn.ModuleDict({f: Branch(cfg.widths, cfg.first_pool, cfg.first_stride, cfg.downsample)
                                        for f in cfg.flows})
-        self.msff = nn.ModuleDict({f: MSFF(cfg.widths, cfg.msff_grid, cfg.sa_kernel, cfg.msff) for f in cfg.flows})
+        self.msff = nn.ModuleDict({f: MSFF(cfg.widths, cfg.msff_grid, cfg.sa_kernel, cfg.msff, cfg.sa_descriptor)
+                                   for f in cfg.flows})
         dim = self.msff[cfg.flows[0]].out_dim
         self.mofrw = MOFRW(len(cfg.flows), dim, cfg.flow_weights, cfg.channel_weights, cfg.reduction)
         self.head = Head(len(cfg.flows) * dim, cfg.n_classes, cfg.dropout)

@@ -44,6 +44,9 @@ class TrainConfig:
     warmup_epochs: float = 3.0  # linear warm-up, then cosine decay to zero (per step)
     # loss (am3f.losses): logit adjustment strength, class-prior weight power, label smoothing
     tau: float = 1.0
+    # "fold": the class frequencies of the whole training fold; "dataset": of the sample's own source
+    # dataset within the training fold (the source dataset is metadata known at test time too)
+    priors: str = "fold"
     weight_power: float = 0.0
     label_smoothing: float = 0.0
     # augmentation (flow-aware, see augment())
@@ -58,6 +61,8 @@ class TrainConfig:
     # LOSO folds trained together in one batched computation (am3f.train.fit_group). Part of the
     # recipe, not an execution setting: float rounding differs (slightly) with the group size.
     fold_group: int = 17
+    # sim-to-real pre-training on a synthetic corpus (am3f.pretrain): "synthetic:<subjects>:<epochs>"; "": none
+    pretrain: str = ""
     # for the peers' published recipes (am3f.peers)
     schedule: str = "cosine"  # "cosine": linear warm-up then cosine decay (per step); "constant": lr throughout
     nesterov: bool = True  # optimizer "sgd" only: Nesterov momentum (0.9 either way)
@@ -154,12 +159,12 @@ def shift_images(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_px: in
     A translation of a flow field moves where the motion is, not its direction or size, so the
     vectors themselves are unchanged."""
     n, c, h, w = x.shape
-    padded = F.pad(x, (max_px,) * 4, mode="replicate")
-    rows = (dy[:, None] + torch.arange(h)[None]).to(x.device)  # (n, h)
-    cols = (dx[:, None] + torch.arange(w)[None]).to(x.device)  # (n, w)
-    idx_n = torch.arange(n, device=x.device)[:, None, None, None]
-    idx_c = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[idx_n, idx_c, rows[:, None, :, None], cols[:, None, None, :]]
+    padded = F.pad(x, (max_px,) * 4, mode="replicate").reshape(n, c, -1)
+    rows = dy[:, None] + torch.arange(h)[None]  # (n, h)
+    cols = dx[:, None] + torch.arange(w)[None]  # (n, w)
+    # one gather over the flattened padded image (much faster than 4-d advanced indexing)
+    flat = (rows[:, :, None] * (w + 2 * max_px) + cols[:, None, :]).reshape(n, 1, h * w).to(x.device)
+    return padded.gather(2, flat.expand(n, c, h * w)).reshape(n, c, h, w)
 
 
 def random_shift(x: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Tensor:
@@ -241,7 +246,8 @@ def epoch_steps(n: int, cfg: TrainConfig) -> tuple[int, int]:
 
 def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: ModelConfig, train_cfg: TrainConfig, *,
               seed: int = 0, device: torch.device | str = "cpu", eval_sets: Sequence[np.ndarray] | None = None,
-              show_progress: bool = False) -> tuple[list[nn.Module], list[np.ndarray] | None]:
+              show_progress: bool = False, init_state: dict | None = None
+              ) -> tuple[list[nn.Module], list[np.ndarray] | None]:
     """Train one model per index array of ``train_sets`` (rows of ``data``), all in ONE batched
     computation: the models' weights are stacked and every step runs all of them through
     ``torch.func.vmap`` over the one model definition, so the CPU (or GPU) sees batches of
@@ -252,7 +258,9 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
     initial weights and dropout masks (``seed``), as one model trained alone with ``seed`` would
     have. All training sets must need the same steps per epoch (see :func:`fold_groups`).
 
-    Returns the final models (EMA weights when enabled), in eval mode, and, when ``eval_sets``
+    With ``train_cfg.pretrain`` every model starts from the pre-trained weights (``init_state``, else
+    :func:`am3f.pretrain.pretrained_state`). Returns the final models (EMA weights when enabled), in
+    eval mode, and, when ``eval_sets``
     (index arrays) are given, each model's probabilities on its eval set after every epoch
     (n_epochs, n_eval, n_classes), for the protocol audit only.
     """
@@ -270,6 +278,10 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
     (bs, steps_per_epoch), = sizes
     torch.manual_seed(seed)  # initial weights, then the dropout masks: the same stream a lone model draws
     model = build_model(model_cfg, image_size=data.image_size[0])
+    if train_cfg.pretrain:
+        from .pretrain import pretrained_state
+
+        model.load_state_dict(init_state if init_state is not None else pretrained_state(model_cfg, train_cfg))
     params, buffers = stack_module_state([model] * n_models)
     params = {k: v.to(device).detach().requires_grad_() for k, v in params.items()}
     buffers = {k: v.to(device) for k, v in buffers.items()}
@@ -281,7 +293,7 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
     y_all = torch.from_numpy(data.labels.astype(np.int64)).to(device)
     idx = [torch.as_tensor(np.asarray(i), dtype=torch.long) for i in train_sets]
     gens = [torch.Generator().manual_seed(seed) for _ in idx]  # one stream per model: independent of the group
-    priors = torch.stack([class_priors(data.labels[i], model_cfg.n_classes) for i in train_sets]).to(device)
+    priors = _prior_rows(data, train_sets, model_cfg.n_classes, train_cfg.priors).to(device)  # (n_models, rows, C)
     opt = make_optimizer(list(params.values()), train_cfg)
     total = steps_per_epoch * train_cfg.epochs
     warmup = max(1, int(train_cfg.warmup_epochs * steps_per_epoch))
@@ -301,7 +313,8 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
                 group["lr"] = (lr_at(step, total, warmup, train_cfg.lr) if train_cfg.schedule == "cosine"
                                else train_cfg.lr)
             # summed over models: each model's gradient is the gradient of its own mean loss
-            loss = loss_of(batched(params, buffers, xb), yb, priors).sum()
+            loss = loss_of(batched(params, buffers, xb), yb, torch.gather(
+                priors, 1, rows.to(device)[:, :, None].expand(-1, -1, priors.shape[-1]))).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -317,6 +330,22 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
         return models, None
     scores = np.stack(epoch_scores, axis=1)  # (n_models, n_epochs, n_eval_max, n_classes)
     return models, [scores[m, :, :len(e)] for m, e in enumerate(eval_sets)]
+
+
+def _prior_rows(data: FlowDataset, train_sets: Sequence[np.ndarray], n_classes: int, by: str) -> torch.Tensor:
+    """(n_models, len(data), n_classes): the class priors of the logit adjustment for every row of
+    ``data``, from each model's training rows only: of the whole fold, or of the row's source dataset."""
+    if by not in ("fold", "dataset"):
+        raise AM3FError(f"priors must be 'fold' or 'dataset', got {by!r}")
+    out = torch.empty(len(train_sets), len(data), n_classes)
+    for m, rows in enumerate(train_sets):
+        out[m] = class_priors(data.labels[rows], n_classes)
+        if by == "dataset":
+            for ds in np.unique(data.datasets):
+                mine = rows[data.datasets[rows] == ds]
+                if len(mine):
+                    out[m, torch.as_tensor(data.datasets == ds)] = class_priors(data.labels[mine], n_classes)
+    return out
 
 
 def _padded(x_all: torch.Tensor, sets: Sequence[np.ndarray]) -> torch.Tensor:
@@ -394,6 +423,15 @@ class TrainRunner:
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
         self.device = str(device)
         self.record_epochs = record_epochs
+        self.init_state = None
+
+    def prepare(self) -> None:
+        """Work shared by every fold, done once before the folds are sent out: the pre-trained
+        weights (they then travel with the runner, so workers need no shared cache)."""
+        if self.train_cfg.pretrain and self.init_state is None:
+            from .pretrain import pretrained_state
+
+            self.init_state = pretrained_state(self.model_cfg, self.train_cfg)
 
     def groups(self, data: FlowDataset) -> list[list[int]]:
         return fold_groups(data, self.train_cfg)
@@ -406,7 +444,8 @@ class TrainRunner:
         probs, epochs = [], []
         for k in range(self.train_cfg.n_models):
             models, ep = fit_group(data, train_sets, self.model_cfg, self.train_cfg, seed=seed * 1000 + k,
-                                   device=self.device, eval_sets=test_sets if self.record_epochs else None)
+                                   device=self.device, eval_sets=test_sets if self.record_epochs else None,
+                                   init_state=self.init_state)
             probs.append([predict(m, data.x[t], self.device, tta_flip=self.train_cfg.tta_flip)
                           for m, t in zip(models, test_sets)])
             epochs.append(ep)

@@ -50,9 +50,14 @@ def test_profile_parameters_only_declared_names():
         if name != "00_walkthrough":
             assert {"data_root", "shared_dir", "figures_dir", "runs_dir", "epochs", "seeds", "folds"} <= declared
     full = reproduce.notebook_parameters("04_ablations", "full", "", out)
-    # ablation variants run on one seed; the main model (02) on three
-    assert full["folds"] == "" and full["seeds"] == [0] and "ststnet" in full["variants"]
-    assert reproduce.notebook_parameters("02_train_loso", "full", "", out)["seeds"] == [0, 1, 2]
+    # the main model and every ablation variant on five seeds, every fold, the declared schedule
+    assert full["folds"] == "" and full["seeds"] == [0, 1, 2, 3, 4] and full["epochs"] == 0
+    assert set(full["variants"]) == set(reproduce.ABLATION_VARIANTS_FULL) and "ststnet" in full["variants"]
+    assert reproduce.notebook_parameters("02_train_loso", "full", "", out)["seeds"] == [0, 1, 2, 3, 4]
+    board = reproduce.notebook_parameters("09_leaderboard", "leaderboard", "", out)
+    assert board["seeds"] == [0, 1, 2, 3, 4] and {"full", "dualinception", "rcn-authors"} <= set(board["variants"])
+    assert reproduce.PROFILES["leaderboard"]["notebooks"] == ["09_leaderboard"]
+    assert "09_leaderboard" not in reproduce.PROFILES["full"]["notebooks"]
     with pytest.raises(Exception, match="unknown profile"):
         reproduce.notebook_parameters("02_train_loso", "huge", "", out)
 
