@@ -44,6 +44,7 @@ class ModelConfig:
     downsample: str = "maxpool"  # between stages: "maxpool" or "stride" (strided conv, cheaper)
     msff: bool = True  # fuse every stage (each through spatial attention); False: last stage only, no attention
     msff_grid: int = 2  # attended maps are average-pooled to grid x grid cells (keeps coarse face layout)
+    msff_attend: str = "map"  # spatial attention on the stage's map ("map") or on its pooled grid ("grid")
     sa_kernel: int = 3  # spatial-attention conv kernel
     sa_descriptor: str = "mean_max"  # what spatial attention sees of the channels: "mean_max" (CBAM) or "mean"
     flow_weights: bool = True  # MOFRW step 1: one weight per optical flow
@@ -139,12 +140,16 @@ def grid_pool(x: torch.Tensor, grid: int) -> torch.Tensor:
 
 class MSFF(nn.Module):
     """Multi-scale feature fusion for one branch: every stage through spatial attention, pooled to a
-    grid x grid layout, concatenated into one vector. ``enabled=False`` keeps the last stage only."""
+    grid x grid layout, concatenated into one vector. ``enabled=False`` keeps the last stage only.
+    ``attend``: "map" weights every position of the stage's map before pooling; "grid" pools first
+    and weights the grid cells (attention at the resolution the fusion keeps; much cheaper)."""
 
     def __init__(self, widths: tuple[int, ...], grid: int = 2, kernel: int = 3, enabled: bool = True,
-                 descriptor: str = "mean_max"):
+                 descriptor: str = "mean_max", attend: str = "map"):
         super().__init__()
-        self.enabled, self.grid = enabled, grid
+        if attend not in ("map", "grid"):
+            raise AM3FError(f"MSFF attend must be 'map' or 'grid', got {attend!r}")
+        self.enabled, self.grid, self.attend = enabled, grid, attend
         n = len(widths) if enabled else 0
         self.attn = nn.ModuleList(SpatialAttention(kernel, descriptor) for _ in range(n))
         self.out_dim = (sum(widths) if enabled else widths[-1]) * grid * grid
@@ -152,6 +157,8 @@ class MSFF(nn.Module):
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         if not self.enabled:
             return grid_pool(feats[-1], self.grid).flatten(1)
+        if self.attend == "grid":
+            return torch.cat([sa(grid_pool(f, self.grid)).flatten(1) for sa, f in zip(self.attn, feats)], 1)
         return torch.cat([grid_pool(sa(f), self.grid).flatten(1) for sa, f in zip(self.attn, feats)], 1)
 
 
@@ -208,8 +215,8 @@ class AM3FFlowNet(nn.Module):
         self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.branches = nn.ModuleDict({f: Branch(cfg.widths, cfg.first_pool, cfg.first_stride, cfg.downsample)
                                        for f in cfg.flows})
-        self.msff = nn.ModuleDict({f: MSFF(cfg.widths, cfg.msff_grid, cfg.sa_kernel, cfg.msff, cfg.sa_descriptor)
-                                   for f in cfg.flows})
+        self.msff = nn.ModuleDict({f: MSFF(cfg.widths, cfg.msff_grid, cfg.sa_kernel, cfg.msff, cfg.sa_descriptor,
+                                           cfg.msff_attend) for f in cfg.flows})
         dim = self.msff[cfg.flows[0]].out_dim
         self.mofrw = MOFRW(len(cfg.flows), dim, cfg.flow_weights, cfg.channel_weights, cfg.reduction)
         self.head = Head(len(cfg.flows) * dim, cfg.n_classes, cfg.dropout)

@@ -42,6 +42,9 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "lr5e-3": ({}, {"lr": 5e-3}),
     "no_mix": ({}, {"same_class_mix": 0.0}),
     "pretrain": ({}, {"pretrain": "synthetic:200:10"}),
+    "grid_attention": ({"msff_attend": "grid"}, {}),
+    "grid_attention_g3": ({"msff_attend": "grid", "msff_grid": 3}, {}),
+    "grid_attention_k1": ({"msff_attend": "grid", "sa_kernel": 1}, {}),
     "pretrain_stride_mean": ({"sa_descriptor": "mean", "downsample": "stride"}, {"pretrain": "synthetic:200:10"}),
     "dataset_priors_stride_mean": ({"sa_descriptor": "mean", "downsample": "stride"}, {"priors": "dataset"}),
 }
