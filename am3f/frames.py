@@ -204,6 +204,8 @@ def load_pair(onset: str | os.PathLike, apex: str | os.PathLike | None = None, *
               margin: float = DEFAULT_MARGIN, trim: bool = True) -> CroppedPair:
     """Read and crop an onset/apex pair: two frame files, or one 2-frame GIF (``apex=None``)."""
     onset = Path(onset)
+    if not onset.is_file():
+        raise DataError(f"{onset}: frame not found")
     if apex is None:
         if onset.suffix.lower() != ".gif":
             raise DataError(f"{onset}: give an apex frame too (or a 2-frame GIF: onset, apex)")

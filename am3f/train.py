@@ -260,9 +260,8 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
 
     With ``train_cfg.pretrain`` every model starts from the pre-trained weights (``init_state``, else
     :func:`am3f.pretrain.pretrained_state`). Returns the final models (EMA weights when enabled), in
-    eval mode, and, when ``eval_sets``
-    (index arrays) are given, each model's probabilities on its eval set after every epoch
-    (n_epochs, n_eval, n_classes), for the protocol audit only.
+    eval mode, and, when ``eval_sets`` (index arrays) are given, each model's probabilities on its
+    eval set after every epoch (n_epochs, n_eval, n_classes), for the protocol audit only.
     """
     from torch.func import functional_call, stack_module_state, vmap
 

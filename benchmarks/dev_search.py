@@ -45,6 +45,7 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "grid_attention": ({"msff_attend": "grid"}, {}),
     "grid_attention_g3": ({"msff_attend": "grid", "msff_grid": 3}, {}),
     "grid_attention_k1": ({"msff_attend": "grid", "sa_kernel": 1}, {}),
+    "grid_attention_stride": ({"msff_attend": "grid", "downsample": "stride"}, {}),
     "pretrain_stride_mean": ({"sa_descriptor": "mean", "downsample": "stride"}, {"pretrain": "synthetic:200:10"}),
     "dataset_priors_stride_mean": ({"sa_descriptor": "mean", "downsample": "stride"}, {"priors": "dataset"}),
 }

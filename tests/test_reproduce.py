@@ -169,3 +169,11 @@ def test_execution_settings_do_not_split_runs(tiny_data, tmp_path):
     assert notebook.config_hash(a) == notebook.config_hash(b)
     b["train_config"]["lr"] = 123.0
     assert notebook.config_hash(a) != notebook.config_hash(b)
+
+
+def test_run_config_takes_any_variant_and_the_models_own_default(tiny_data):
+    # notebook 04 passes model="am3f" with every ablation variant, `ststnet` (another architecture) included
+    assert notebook.run_config(tiny_data, "am3f", "ststnet", epochs=1)["model"] == "ststnet"
+    assert notebook.run_config(tiny_data, "rcn", "full", epochs=1)["variant"] == "rcn"
+    with pytest.raises(Exception, match="unknown variant"):
+        notebook.run_config(tiny_data, "am3f", "nope", epochs=1)
