@@ -41,18 +41,19 @@ LEADERBOARD_FULL: tuple[str, ...] = (
 # Notebook parameters per profile. `quick`: minutes on 2 CPU cores (a few folds, few epochs, one seed);
 # `full`: the real reproduction of notebooks 00-08 (all folds, the declared schedule, 5 seeds for the
 # main model and for every ablation variant); `leaderboard`: notebook 09 with every peer under our
-# schedule (5 seeds) and the authors' recipes that fit a CPU (one seed), reusing the runs `full` made
+# schedule (5 seeds; Dual-Inception 2) and the authors' recipes that fit a CPU (one seed), reusing the runs `full` made
 # in the same --out. The authors' recipes of Dual-Inception (batch 3), OFF-ApexNet (3000 epochs) and
 # HTNet (800 epochs, 140 M parameters) take days on 2 CPU cores: not in any profile (docs/peers.md).
 PROFILES: dict[str, dict] = {
     "quick": {"epochs": 2, "seeds": [0], "folds": "0-1", "variants": ["full", "no_msff", "u"],
-              "leaderboard": ["full", "ststnet", "rcn"], "authors_seeds": [0], "max_cam_samples": 24,
+              "leaderboard": ["full", "ststnet", "rcn"], "max_cam_samples": 24,
               "cam_folds": 2},
     # Grad-CAM class averages over the held-out samples of 8 folds (their fold models are re-trained)
     "full": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "variants": list(ABLATION_VARIANTS_FULL),
              "max_cam_samples": 0, "cam_folds": 8, "notebooks": list(NOTEBOOKS[:-1])},
+    # Dual-Inception's 6.4 M-parameter dense layer makes a seed take ~15 min on 2 cores: two seeds
     "leaderboard": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "leaderboard": list(LEADERBOARD_FULL),
-                    "authors_seeds": [0], "notebooks": ["09_leaderboard"]},
+                    "variant_seeds": {"dualinception": [0, 1], "rcn-authors": [0]}, "notebooks": ["09_leaderboard"]},
 }
 
 
@@ -100,8 +101,7 @@ def notebook_parameters(name: str, profile: str, data_root: str, out: Path, shar
               "workers": workers, "scheduler": scheduler}
     extra = {"04_ablations": {"variants": p.get("variants", ["full"])},
              "06_gradcam": {"max_samples": p.get("max_cam_samples", 0), "cam_folds": p.get("cam_folds", 8)},
-             "09_leaderboard": {"variants": p.get("leaderboard", ["full"]),
-                                "authors_seeds": p.get("authors_seeds", [0])},
+             "09_leaderboard": {"variants": p.get("leaderboard", ["full"]), "variant_seeds": p.get("variant_seeds", {})},
              "00_walkthrough": {"train_epochs": max(p["epochs"], 2) if profile == "quick" else 10}}
     return {**common, **extra.get(name, {})}
 

@@ -56,6 +56,7 @@ def test_profile_parameters_only_declared_names():
     assert reproduce.notebook_parameters("02_train_loso", "full", "", out)["seeds"] == [0, 1, 2, 3, 4]
     board = reproduce.notebook_parameters("09_leaderboard", "leaderboard", "", out)
     assert board["seeds"] == [0, 1, 2, 3, 4] and {"full", "dualinception", "rcn-authors"} <= set(board["variants"])
+    assert board["variant_seeds"]["rcn-authors"] == [0]
     assert reproduce.PROFILES["leaderboard"]["notebooks"] == ["09_leaderboard"]
     assert "09_leaderboard" not in reproduce.PROFILES["full"]["notebooks"]
     with pytest.raises(Exception, match="unknown profile"):
