@@ -101,7 +101,8 @@ def notebook_parameters(name: str, profile: str, data_root: str, out: Path, shar
               "workers": workers, "scheduler": scheduler}
     extra = {"04_ablations": {"variants": p.get("variants", ["full"])},
              "06_gradcam": {"max_samples": p.get("max_cam_samples", 0), "cam_folds": p.get("cam_folds", 8)},
-             "09_leaderboard": {"variants": p.get("leaderboard", ["full"]), "variant_seeds": p.get("variant_seeds", {})},
+             "09_leaderboard": {"variants": p.get("leaderboard", ["full"]),
+                                "variant_seeds": p.get("variant_seeds", {})},
              "00_walkthrough": {"train_epochs": max(p["epochs"], 2) if profile == "quick" else 10}}
     return {**common, **extra.get(name, {})}
 
