@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,11 +46,13 @@ def synthetic_corpus(n_subjects: int) -> Path:
     return final
 
 
-def pretrained_state(model_cfg, train_cfg) -> dict[str, torch.Tensor]:
-    """The pre-trained weights for ``model_cfg`` under ``train_cfg.pretrain`` (cached by content)."""
+def pretrained_state(model_cfg, train_cfg, fit: Callable) -> dict[str, torch.Tensor]:
+    """The pre-trained weights for ``model_cfg`` under ``train_cfg.pretrain`` (cached by content).
+
+    ``fit`` is :func:`am3f.train.fit`, handed in by the trainer so that this stage, which runs before
+    any fold is trained, does not import the trainer back."""
     from .data import load_flow_dataset
     from .synth import cache_dir
-    from .train import fit
 
     n_subjects, epochs = parse_spec(train_cfg.pretrain)
     recipe = replace(train_cfg, pretrain="", epochs=epochs, threads=1, fold_group=1)

@@ -26,6 +26,7 @@ from .data import CHANNELS, FlowDataset
 from .errors import AM3FError
 from .losses import class_priors, logit_adjusted_cross_entropy
 from .model import ModelConfig
+from .pretrain import pretrained_state
 from .rundir import FoldOutput, dataset_info
 from .utils import config_from_dict, progress
 from .zoo import build_model, count_parameters, get_variant
@@ -278,9 +279,7 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
     torch.manual_seed(seed)  # initial weights, then the dropout masks: the same stream a lone model draws
     model = build_model(model_cfg, image_size=data.image_size[0])
     if train_cfg.pretrain:
-        from .pretrain import pretrained_state
-
-        model.load_state_dict(init_state if init_state is not None else pretrained_state(model_cfg, train_cfg))
+        model.load_state_dict(init_state if init_state is not None else pretrained_state(model_cfg, train_cfg, fit))
     params, buffers = stack_module_state([model] * n_models)
     params = {k: v.to(device).detach().requires_grad_() for k, v in params.items()}
     buffers = {k: v.to(device) for k, v in buffers.items()}
@@ -428,9 +427,7 @@ class TrainRunner:
         """Work shared by every fold, done once before the folds are sent out: the pre-trained
         weights (they then travel with the runner, so workers need no shared cache)."""
         if self.train_cfg.pretrain and self.init_state is None:
-            from .pretrain import pretrained_state
-
-            self.init_state = pretrained_state(self.model_cfg, self.train_cfg)
+            self.init_state = pretrained_state(self.model_cfg, self.train_cfg, fit)
 
     def groups(self, data: FlowDataset) -> list[list[int]]:
         return fold_groups(data, self.train_cfg)
