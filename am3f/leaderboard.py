@@ -117,7 +117,7 @@ def leaderboard_table(runs: Mapping[str, RunResult | str | os.PathLike], referen
                                  else EMPTY),
             "Δ UF1 vs AM3F-FlowNet": delta,
             "Params": f"{int(r['parameters']):,}" if r["parameters"] else EMPTY,
-            "s / seed": f"{r['seconds_per_seed']:.0f}" if not np.isnan(r["seconds_per_seed"]) else EMPTY,
+            "core-s / seed": f"{r['seconds_per_seed']:.0f}" if not np.isnan(r["seconds_per_seed"]) else EMPTY,
             "Seeds": r["seeds"] if r["complete"] else f"{r['seeds']} (PARTIAL)",
         })
     return pd.DataFrame(out)
@@ -130,7 +130,7 @@ def leaderboard_figure(rows: pd.DataFrame, title: str = "", synthetic: bool = Fa
     from .writers import synthetic_caption
 
     rows = rows.sort_values("uf1")
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.4))
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 2.0))
     y = np.arange(len(rows))
     ax.errorbar(rows["uf1"], y, xerr=[rows["uf1"] - rows["uf1_lo"], rows["uf1_hi"] - rows["uf1"]], fmt="o",
                 color="tab:blue", capsize=3, label="honest (ours): mean over seeds, 95 % subject interval")
@@ -140,7 +140,8 @@ def leaderboard_figure(rows: pd.DataFrame, title: str = "", synthetic: bool = Fa
     ax.set_yticks(y, [f"{m}, {s}" for m, s in zip(rows["method"], rows["schedule"])], fontsize=8)
     ax.set_xlabel("composite UF1")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    # below the axes: inside it would hide the markers of whichever method sits in that corner
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     ax.set_title(synthetic_caption(title or "The same 442 samples, one honest protocol", synthetic), fontsize=9)
     fig.tight_layout()
     return fig

@@ -51,7 +51,7 @@ PROFILES: dict[str, dict] = {
     # Grad-CAM class averages over the held-out samples of 8 folds (their fold models are re-trained)
     "full": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "variants": list(ABLATION_VARIANTS_FULL),
              "max_cam_samples": 0, "cam_folds": 8, "notebooks": list(NOTEBOOKS[:-1])},
-    # Dual-Inception's 6.4 M-parameter dense layer makes a seed take ~15 min on 2 cores: two seeds
+    # Dual-Inception's 6.4 M-parameter dense layer makes a seed take ~30 min on 2 cores: two seeds
     "leaderboard": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "leaderboard": list(LEADERBOARD_FULL),
                     "variant_seeds": {"dualinception": [0, 1], "rcn-authors": [0]}, "notebooks": ["09_leaderboard"]},
 }
