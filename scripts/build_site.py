@@ -6,7 +6,7 @@
 
 Front page: README.md; chapters: notebooks/00..08 rendered from their committed outputs (never
 re-executed; regenerate those with `am3f reproduce --in-place`); a page with every committed table
-and figure of figures/; docs/design-choices.md. Configuration: docs/site/conf.py.
+and figure of figures/; docs/design-choices.md; docs/peers.md. Configuration: docs/site/conf.py.
 
 After the build every page is checked: the expected pages exist, every local link (href) and
 image/script/stylesheet (src, link href) resolves to a file of the site (and #anchors to an id on
@@ -30,7 +30,8 @@ CONF_DIR = REPO / "docs" / "site"
 def expected_pages() -> list[str]:
     """Pages the site must have, relative to its root."""
     notebooks = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    return (["index.html", "README.html", "docs/site/figures.html", "docs/design-choices.html"]
+    return (["index.html", "README.html", "docs/site/figures.html", "docs/design-choices.html",
+             "docs/peers.html"]
             + [f"notebooks/{n}.html" for n in notebooks])
 
 

@@ -18,7 +18,7 @@ html_title = "am3f: a reproducible companion to AM3F-FlowNet"
 extensions = ["myst_nb"]
 
 root_doc = "README"
-include_patterns = ["README.md", "docs/design-choices.md", "docs/site/*.md", "notebooks/*.ipynb",
+include_patterns = ["README.md", "docs/design-choices.md", "docs/peers.md", "docs/site/*.md", "notebooks/*.ipynb",
                     "figures/*.md", "figures/synthetic/*.md"]
 exclude_patterns = [".git", ".venv", "build", "out", "runs", "**/.ipynb_checkpoints", "**/per-sample"]
 
@@ -49,7 +49,7 @@ TOCTREE = (
     "\n\n```{toctree}\n:hidden:\n:caption: Notebooks\n\n"
     + "\n".join(f"notebooks/{n}" for n in NOTEBOOKS)
     + "\n```\n\n```{toctree}\n:hidden:\n:caption: Results and choices\n\n"
-    "docs/site/figures\ndocs/design-choices\n```\n"
+    "docs/site/figures\ndocs/design-choices\ndocs/peers\n```\n"
 )
 
 # README links that point at files GitHub shows but the site renders elsewhere
@@ -99,8 +99,9 @@ def _index_redirect(app, exception):
 
 
 def _plain_math(self, node):
-    from docutils import nodes
     from html import escape
+
+    from docutils import nodes
 
     tag = "div" if isinstance(node, nodes.math_block) else "span"
     self.body.append(f'<{tag} class="math notranslate">{escape(node.astext())}</{tag}>')
