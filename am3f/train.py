@@ -15,7 +15,7 @@ import copy
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -24,11 +24,11 @@ from torch import nn
 
 from .data import CHANNELS, FlowDataset
 from .errors import AM3FError
-from .losses import class_priors, logit_adjusted_cross_entropy
+from .losses import class_priors, distillation_loss, logit_adjusted_cross_entropy
 from .model import ModelConfig
 from .pretrain import pretrained_state
 from .rundir import FoldOutput, dataset_info
-from .utils import config_from_dict, progress
+from .utils import config_from_dict, config_to_dict, progress
 from .zoo import build_model, count_parameters, get_variant
 
 
@@ -64,13 +64,17 @@ class TrainConfig:
     fold_group: int = 17
     # sim-to-real pre-training on a synthetic corpus (am3f.pretrain): "synthetic:<subjects>:<epochs>"; "": none
     pretrain: str = ""
+    # distillation (teacher_targets, am3f.losses.distillation_loss): loss = (1 - w) LA-CE + w T^2 KL
+    distill_from: tuple[str, ...] = ()
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
     # for the peers' published recipes (am3f.peers)
     schedule: str = "cosine"  # "cosine": linear warm-up then cosine decay (per step); "constant": lr throughout
     nesterov: bool = True  # optimizer "sgd" only: Nesterov momentum (0.9 either way)
     drop_last: bool = True  # drop the ragged last batch of an epoch (False: keep it, as a DataLoader does)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return config_to_dict(self, omit_at_default=("distill_from", "distill_weight", "distill_temperature"))
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -95,7 +99,6 @@ def loso_config(data: FlowDataset, variant: str, **train_overrides) -> dict:
     """The config.json of a LOSO run of ``variant`` on ``data`` (as it reads back from JSON): the CLI
     and the notebooks build it here, so one setting always makes one run directory."""
     import json
-
 
     model_cfg, train_cfg = resolve_variant(variant, **train_overrides)
     config = {"kind": "loso", "model": model_cfg.arch, "variant": variant, "model_config": model_cfg.to_dict(),
@@ -168,15 +171,6 @@ def shift_images(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_px: in
     return padded.gather(2, flat.expand(n, c, h * w)).reshape(n, c, h, w)
 
 
-def random_shift(x: torch.Tensor, max_px: int, gen: torch.Generator) -> torch.Tensor:
-    """Translate each image by a random integer offset in [-max_px, max_px]^2, edges replicated."""
-    if max_px <= 0:
-        return x
-    dy = torch.randint(0, 2 * max_px + 1, (len(x),), generator=gen)
-    dx = torch.randint(0, 2 * max_px + 1, (len(x),), generator=gen)
-    return shift_images(x, dy, dx, max_px)
-
-
 def same_class_partner(y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """For every sample, a random sample of the same class in the batch (possibly itself)."""
     n = len(y)
@@ -227,11 +221,13 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, device: torch.device
 
 def make_optimizer(params: list[torch.Tensor], cfg: TrainConfig) -> torch.optim.Optimizer:
     """The recipe's optimizer. Every update is elementwise, so one optimizer over the stacked weights
-    of several models updates each model exactly as its own optimizer would."""
+    of several models updates each model exactly as its own optimizer would. Adam(W) runs fused (one
+    kernel for all tensors): on the CPU about 8 % of a batched training step faster than ``foreach``,
+    which CPUs run tensor by tensor (measured with benchmarks/bench_loso.py; float rounding differs)."""
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
                                foreach=True)
@@ -247,7 +243,7 @@ def epoch_steps(n: int, cfg: TrainConfig) -> tuple[int, int]:
 
 def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: ModelConfig, train_cfg: TrainConfig, *,
               seed: int = 0, device: torch.device | str = "cpu", eval_sets: Sequence[np.ndarray] | None = None,
-              show_progress: bool = False, init_state: dict | None = None
+              show_progress: bool = False, init_state: dict | None = None, soft_targets: np.ndarray | None = None
               ) -> tuple[list[nn.Module], list[np.ndarray] | None]:
     """Train one model per index array of ``train_sets`` (rows of ``data``), all in ONE batched
     computation: the models' weights are stacked and every step runs all of them through
@@ -260,7 +256,8 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
     have. All training sets must need the same steps per epoch (see :func:`fold_groups`).
 
     With ``train_cfg.pretrain`` every model starts from the pre-trained weights (``init_state``, else
-    :func:`am3f.pretrain.pretrained_state`). Returns the final models (EMA weights when enabled), in
+    :func:`am3f.pretrain.pretrained_state`). ``soft_targets`` (n_models, len(data), n_classes): each
+    model's teacher probabilities (distillation). Returns the final models (EMA weights when enabled), in
     eval mode, and, when ``eval_sets`` (index arrays) are given, each model's probabilities on its
     eval set after every epoch (n_epochs, n_eval, n_classes), for the protocol audit only.
     """
@@ -285,13 +282,22 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
     buffers = {k: v.to(device) for k, v in buffers.items()}
     base = copy.deepcopy(model).to("meta")
     batched = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)), randomness="same")
-    loss_of = vmap(lambda z, y, pri: logit_adjusted_cross_entropy(z, y, pri, train_cfg.tau, train_cfg.weight_power,
-                                                                 train_cfg.label_smoothing))
+    w_kd = train_cfg.distill_weight if soft_targets is not None else 0.0
+
+    def loss_one(z, y, pri, soft):
+        loss = logit_adjusted_cross_entropy(z, y, pri, train_cfg.tau, train_cfg.weight_power, train_cfg.label_smoothing)
+        if w_kd:
+            loss = (1 - w_kd) * loss + w_kd * distillation_loss(z, soft, train_cfg.distill_temperature)
+        return loss
+
+    loss_of = vmap(loss_one)
     x_all = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32)).to(device)
     y_all = torch.from_numpy(data.labels.astype(np.int64)).to(device)
     idx = [torch.as_tensor(np.asarray(i), dtype=torch.long) for i in train_sets]
     gens = [torch.Generator().manual_seed(seed) for _ in idx]  # one stream per model: independent of the group
     priors = _prior_rows(data, train_sets, model_cfg.n_classes, train_cfg.priors).to(device)  # (n_models, rows, C)
+    soft = (torch.as_tensor(np.asarray(soft_targets), dtype=torch.float32).to(device) if soft_targets is not None
+            else priors)  # (n_models, rows, C); unused without distillation
     opt = make_optimizer(list(params.values()), train_cfg)
     total = steps_per_epoch * train_cfg.epochs
     warmup = max(1, int(train_cfg.warmup_epochs * steps_per_epoch))
@@ -311,8 +317,9 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
                 group["lr"] = (lr_at(step, total, warmup, train_cfg.lr) if train_cfg.schedule == "cosine"
                                else train_cfg.lr)
             # summed over models: each model's gradient is the gradient of its own mean loss
-            loss = loss_of(batched(params, buffers, xb), yb, torch.gather(
-                priors, 1, rows.to(device)[:, :, None].expand(-1, -1, priors.shape[-1]))).sum()
+            per_row = rows.to(device)[:, :, None].expand(-1, -1, priors.shape[-1])
+            loss = loss_of(batched(params, buffers, xb), yb, torch.gather(priors, 1, per_row),
+                           torch.gather(soft, 1, per_row)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -411,6 +418,28 @@ def fold_groups(data: FlowDataset, cfg: TrainConfig) -> list[list[int]]:
     return sorted(groups)
 
 
+def teacher_targets(data: FlowDataset, train_sets: Sequence[np.ndarray], teachers: Sequence[str], *, seed: int,
+                    device: torch.device | str = "cpu") -> np.ndarray:
+    """Soft targets for distillation: (len(train_sets), len(data), n_classes), the mean over the
+    ``teachers`` (variant names) of each one's mirror-averaged probabilities on the rows of its training
+    set; every teacher is trained on exactly that set (training subjects only) with its own declared
+    recipe. Rows outside a training set stay zero: they are never trained on."""
+    out = None
+    for i, name in enumerate(teachers):
+        model_cfg, train_cfg = resolve_variant(name)
+        teacher_seed = seed + 100 * (i + 1)  # the teachers' streams differ from the student's
+        if len({epoch_steps(len(t), train_cfg) for t in train_sets}) == 1:
+            models, _ = fit_group(data, train_sets, model_cfg, train_cfg, seed=teacher_seed, device=device)
+        else:  # its recipe batches these folds differently: one at a time
+            models = [fit_group(data, [t], model_cfg, train_cfg, seed=teacher_seed, device=device)[0][0]
+                      for t in train_sets]
+        if out is None:
+            out = np.zeros((len(train_sets), len(data), model_cfg.n_classes))
+        for m, (model, rows) in enumerate(zip(models, train_sets)):
+            out[m, rows] += predict(model, data.x[rows], device, tta_flip=train_cfg.tta_flip) / len(teachers)
+    return out
+
+
 class TrainRunner:
     """LOSO fold runner (see :func:`am3f.loso.run_loso`): fits on the training subjects only with the
     fixed schedule, then predicts the held-out subject once. Folds are trained in the groups of
@@ -439,9 +468,11 @@ class TrainRunner:
         test_sets = [np.flatnonzero(data.subjects == s) for s in subjects]
         probs, epochs = [], []
         for k in range(self.train_cfg.n_models):
+            soft = (teacher_targets(data, train_sets, self.train_cfg.distill_from, seed=seed * 1000 + k,
+                                    device=self.device) if self.train_cfg.distill_from else None)
             models, ep = fit_group(data, train_sets, self.model_cfg, self.train_cfg, seed=seed * 1000 + k,
                                    device=self.device, eval_sets=test_sets if self.record_epochs else None,
-                                   init_state=self.init_state)
+                                   init_state=self.init_state, soft_targets=soft)
             probs.append([predict(m, data.x[t], self.device, tta_flip=self.train_cfg.tta_flip)
                           for m, t in zip(models, test_sets)])
             epochs.append(ep)

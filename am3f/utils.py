@@ -7,7 +7,7 @@ import random
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -46,6 +46,17 @@ def progress(iterable: Iterable[T] | None = None, **kwargs) -> tqdm:  # noqa: F8
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
+
+
+def config_to_dict(cfg: Any, omit_at_default: tuple[str, ...] = ()) -> dict:
+    """A config dataclass as a plain dict; the fields in ``omit_at_default`` are left out while they
+    have their default value, so that fields added later leave the configs (run directories'
+    config.json, cache keys) of everything that does not use them as they read before."""
+    from dataclasses import asdict
+
+    d = asdict(cfg)
+    defaults = asdict(type(cfg)())
+    return {k: v for k, v in d.items() if k not in omit_at_default or v != defaults[k]}
 
 
 def config_from_dict(cls: type[T], d: dict, what: str) -> T:

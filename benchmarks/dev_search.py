@@ -8,6 +8,13 @@ samples and seeds (subject-bootstrap interval of Δ UF1, am3f.stats). The untouc
 
 Prints one line per candidate (and appends it to --log as JSON): dev UF1 / UAR mean ± std over seeds,
 Δ UF1 vs the baseline with its paired interval, seconds, and the training cost in µs per sample-step.
+
+    python benchmarks/dev_search.py --final --runs RUNS --seeds 100 101 102 --candidates baseline distill ...
+
+``--final``: AFTER the decision, each candidate's full 68-fold LOSO on seeds never used for a decision
+(run directories under RUNS, resumable), scored on the whole composite set and on the untouched half
+(am3f.development.holdout_subjects), each with the paired Δ UF1 vs the baseline on the same seeds.
+This only reports: nothing is chosen from it.
 """
 
 from __future__ import annotations
@@ -48,6 +55,12 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "grid_attention_stride": ({"msff_attend": "grid", "downsample": "stride"}, {}),
     "pretrain_stride_mean": ({"sa_descriptor": "mean", "downsample": "stride"}, {"pretrain": "synthetic:200:10"}),
     "dataset_priors_stride_mean": ({"sa_descriptor": "mean", "downsample": "stride"}, {"priors": "dataset"}),
+    # third round (issue 11, after the fused optimizer): distillation and facial-region scales
+    "distill": ({}, {"distill_from": ("full", "ststnet")}),
+    "distill_t1": ({}, {"distill_from": ("full", "ststnet"), "distill_temperature": 1.0}),
+    "distill_w0.8": ({}, {"distill_from": ("full", "ststnet"), "distill_weight": 0.8}),
+    "distill_stride_mean": ({"sa_descriptor": "mean", "downsample": "stride"}, {"distill_from": ("full", "ststnet")}),
+    "regions": ({"regions": ("left_eye", "right_eye", "left_mouth", "right_mouth")}, {}),
 }
 
 
@@ -55,6 +68,49 @@ def configs(name: str):
     model_over, train_over = CANDIDATES[name]
     model_cfg, train_cfg = resolve_variant("full")
     return replace(model_cfg, **model_over), replace(train_cfg, **train_over)
+
+
+def run_final(args: argparse.Namespace, data) -> int:
+    from pathlib import Path
+
+    from am3f.development import holdout_subjects
+    from am3f.loso import run_loso
+    from am3f.metrics import megc_scores
+    from am3f.rundir import merge_run
+    from am3f.train import TrainRunner, loso_config
+
+    untouched = set(map(str, holdout_subjects(data)))
+    print(f"final check: full LOSO, seeds {args.seeds}; untouched half = {len(untouched)} subjects", flush=True)
+    preds = {}
+    for name in [args.baseline] + [c for c in args.candidates if c != args.baseline]:
+        model_cfg, train_cfg = configs(name)
+        config = loso_config(data, "full")
+        config.update(model_config=model_cfg.to_dict(), train_config=train_cfg.to_dict(), candidate=name)
+        t0 = time.perf_counter()
+        run = run_loso(data, TrainRunner(model_cfg, train_cfg), Path(args.runs) / name, seeds=args.seeds,
+                       config=json.loads(json.dumps(config)), workers=args.workers, show_progress=False)
+        p = preds[name] = merge_run(run)
+        half = p[p["subject"].astype(str).isin(untouched)]
+        text = f"{name:<18}"
+        line = {"candidate": name, "final_seeds": args.seeds, "seconds": round(time.perf_counter() - t0, 1)}
+        for label, part in (("composite", p), ("untouched", half)):
+            per_seed = [megc_scores(g["label"], g["pred"]) for _, g in part.groupby("seed")]
+            uf1, uar = [s["uf1"] for s in per_seed], [s["uar"] for s in per_seed]
+            line[label] = {"uf1": float(np.mean(uf1)), "uf1_std": float(np.std(uf1, ddof=1)) if len(uf1) > 1 else 0.0,
+                           "uar": float(np.mean(uar))}
+            text += f"  {label} UF1 {np.mean(uf1):.4f} ± {line[label]['uf1_std']:.4f} UAR {np.mean(uar):.4f}"
+            if name != args.baseline:
+                base = preds[args.baseline]
+                base = base[base["sample_id"].isin(part["sample_id"]) & base["seed"].isin(part["seed"].unique())]
+                cmp = compare_predictions(part, base)
+                lo, hi = cmp["delta_uf1_ci95"]
+                line[label].update(delta_uf1=cmp["delta_uf1"], delta_uf1_ci95=[lo, hi], p_uf1=cmp["p_uf1"])
+                text += f" Δ {cmp['delta_uf1']:+.4f} [{lo:+.3f}, {hi:+.3f}] p {cmp['p_uf1']:.2f}"
+        print(text + f"  ({line['seconds']:.0f} s)", flush=True)
+        if args.log:
+            with open(args.log, "a") as fh:
+                fh.write(json.dumps(line) + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", default="baseline", choices=list(CANDIDATES))
     ap.add_argument("--workers", type=int, default=usable_cores())
     ap.add_argument("--log", default=None, help="append one JSON line per candidate")
+    ap.add_argument("--final", action="store_true",
+                    help="after the decision: full LOSO of each candidate, composite + untouched half (report only)")
+    ap.add_argument("--runs", default="runs/dev_search_final", help="--final: run directories (resumable)")
     args = ap.parse_args(argv)
     data = load_dataset(args.data)
+    if args.final:
+        return run_final(args, data)
     n_dev = int(np.isin(data.subjects, dev_subjects(data)).sum())
     print(f"development half: {len(dev_subjects(data))} subjects, {n_dev} samples; 5-fold subject-grouped CV; "
           f"seeds {args.seeds}", flush=True)

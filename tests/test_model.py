@@ -145,3 +145,121 @@ def test_grid_pool_is_adaptive_average_pooling(side, grid):
 
     x = torch.randn(2, 4, side, side)
     assert torch.allclose(grid_pool(x, grid), F.adaptive_avg_pool2d(x, grid), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- facial-region scales
+def _regions_cfg(**kw) -> ModelConfig:
+    from dataclasses import replace
+
+    from am3f.model import REGION_NAMES
+
+    return replace(ModelConfig(), regions=REGION_NAMES, **kw)
+
+
+def test_regions_off_by_default_leave_the_model_unchanged():
+    from dataclasses import replace
+
+    default = ModelConfig()
+    assert default.regions == ()
+    off = replace(default, regions=(), region_size=6, region_widths=(2,))  # region settings unused when off
+    torch.manual_seed(0)
+    a = build_model(default).eval()
+    torch.manual_seed(0)
+    b = build_model(off).eval()
+    assert a.region_branches is None and b.region_branches is None
+    assert list(a.state_dict()) == list(b.state_dict())
+    assert not [k for k in a.state_dict() if "region" in k]
+    x = torch.rand(2, 3, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))
+    # configs without regions serialise as before the region fields existed (run dirs, cache keys)
+    assert not {"regions", "region_size", "region_widths"} & set(default.to_dict())
+    cfg = _regions_cfg()
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg and cfg.to_dict()["regions"] == cfg.regions
+
+
+@pytest.mark.parametrize("size", [28, 64])
+def test_regions_shape_parameters_and_gradient(size):
+    torch.manual_seed(0)
+    cfg = _regions_cfg()
+    model = build_model(cfg, image_size=size)
+    assert count_parameters(model) > count_parameters(build_model(ModelConfig(), image_size=size))
+    extra = len(cfg.regions) * sum(cfg.region_widths)
+    assert model.region_branches["u"].out_dim == extra
+    assert model.mofrw.channel_mlps[0][0].in_features == model.msff["u"].out_dim + extra
+    out = model(torch.rand(4, 3, size, size))
+    assert out.shape == (4, 3) and torch.isfinite(out).all()
+    out.square().sum().backward()
+    for f in cfg.flows:
+        rb = model.region_branches[f]
+        for p in (rb.branch.stages[0][0].weight, rb.attn[-1].conv.weight):
+            assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_regions_under_vmap_match_the_models_one_by_one():
+    """The LOSO engine's way (am3f.train.fit_group / _batched_predict): stacked weights, vmap of
+    functional_call. Train mode (batch statistics, no dropout) and eval mode must both equal each
+    model run alone, so the region crops never mix the models."""
+    import copy
+
+    from torch.func import functional_call, stack_module_state, vmap
+
+    torch.manual_seed(0)
+    cfg = _regions_cfg(dropout=0.0)
+    models = [build_model(cfg) for _ in range(2)]
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    run = vmap(lambda p, b, xx: functional_call(base, (p, b), (xx,)), randomness="same")
+    x = torch.rand(2, 4, 3, 28, 28)
+    base.train()
+    out = run(params, buffers, x)
+    assert out.shape == (2, 4, 3)
+    out.sum().backward()
+    assert params["region_branches.v.branch.stages.0.0.weight"].grad.abs().sum() > 0
+    for m, model in enumerate(models):
+        assert torch.allclose(model.train()(x[m]), out[m].detach(), atol=1e-5)  # updates its BN stats too
+    base.eval()
+    with torch.no_grad():
+        out = run(params, buffers, x)
+        for m, model in enumerate(models):
+            for k, v in buffers.items():  # the running statistics each vmapped model updated itself
+                assert torch.allclose(dict(model.named_buffers())[k], v[m]), k
+            assert torch.allclose(model.eval()(x[m]), out[m], atol=1e-5)
+
+
+@pytest.mark.parametrize("h", [8, 16, 28, 64, 112])
+@pytest.mark.parametrize("region_size", [4, 10, 14, 20, 28])
+def test_region_windows_stay_inside_the_image(h, region_size):
+    from am3f.model import REGION_NAMES, region_windows
+
+    s, corners = region_windows(REGION_NAMES, region_size, h, h)
+    assert s == min(max(4, round(region_size * h / 28)), h)  # shifted, never shrunk (unless over the image)
+    assert len(corners) == 4
+    assert all(0 <= t <= h - s and 0 <= c <= h - s for t, c in corners)
+
+
+def test_region_windows_are_htnets_regions():
+    from am3f.model import FACE_REGIONS, REGION_NAMES, RegionBranch, region_windows
+    from am3f.peers.htnet import HALF, REGION_CENTRES
+
+    assert set(REGION_CENTRES) == set(FACE_REGIONS.values())  # one definition, shared with the HTNet peer
+    s, corners = region_windows(REGION_NAMES, 2 * HALF, 28, 28)  # HTNet's 14x14 crops, none clipped
+    assert s == 14 and corners == [(r - HALF, c - HALF) for r, c in (FACE_REGIONS[n] for n in REGION_NAMES)]
+    assert region_windows(("left_mouth",), 20, 28, 28) == (20, [(8, 0)])  # (21, 10): (11, 0) shifted up
+    # the region branch sees its window only
+    branch = RegionBranch(("left_eye",), 10, (4, 8)).eval()
+    (t, c), = region_windows(("left_eye",), 10, 28, 28)[1]
+    x = torch.rand(2, 1, 28, 28)
+    y = torch.rand(2, 1, 28, 28)
+    y[..., t:t + 10, c:c + 10] = x[..., t:t + 10, c:c + 10]
+    with torch.no_grad():
+        assert branch(x).shape == (2, 12) and torch.equal(branch(x), branch(y))
+
+
+def test_invalid_region_names_are_clear_errors():
+    from am3f.errors import AM3FError
+
+    with pytest.raises(AM3FError, match=r"regions must be distinct names from .*left_eye.* \(unknown: 'nose'\)"):
+        build_model(ModelConfig(regions=("left_eye", "nose")))
+    with pytest.raises(AM3FError, match="distinct"):
+        build_model(ModelConfig(regions=("left_eye", "left_eye")))

@@ -23,8 +23,8 @@ from am3f.train import (
     fit,
     hflip_flow,
     predict,
-    random_shift,
     resolve_variant,
+    shift_images,
 )
 
 TINY = dict(epochs=2, batch_size=16, warmup_epochs=1)
@@ -81,9 +81,11 @@ def test_augment_flip_probability_one_and_shift():
     cfg = TrainConfig(hflip=1.0, max_shift=0.0)
     x = torch.rand(3, 3, 28, 28)
     assert torch.allclose(augment(x, cfg, torch.Generator().manual_seed(0)), hflip_flow(x))
-    shifted = random_shift(x, 2, torch.Generator().manual_seed(0))
+    shifted = shift_images(x, torch.tensor([0, 2, 4]), torch.tensor([2, 2, 1]), 2)
     assert shifted.shape == x.shape
-    assert torch.equal(random_shift(x, 0, torch.Generator()), x)
+    assert torch.equal(shifted[1], x[1])  # offset (2, 2) - 2 = no move
+    assert torch.equal(shifted[0, :, 2:, :], x[0, :, :-2, :])  # 2 px down, edge replicated above
+    assert torch.equal(shifted[0, :, :2, :], x[0, :, :1, :].expand(-1, 2, -1))
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -223,3 +225,45 @@ def test_augmentation_stacked_equals_one_batch_at_a_time():
     for m in range(3):
         assert torch.equal(stacked[m], apply_augmentation(x[m], choices[m], tc))
         assert torch.equal(stacked[m], augment(x[m], tc, torch.Generator().manual_seed(m), y[m]))
+
+
+# ----------------------------------------------------------------------------- distillation
+def test_distillation_loss_is_zero_only_when_the_student_matches_the_teachers():
+    from am3f.losses import distillation_loss
+
+    q = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    for t in (1.0, 2.0):
+        assert float(distillation_loss(torch.log(q), q, t)) < 1e-6  # logits = log q: the same distribution
+        assert float(distillation_loss(torch.zeros(2, 3), q, t)) > 0.01
+    z = torch.zeros(2, 3, requires_grad=True)
+    distillation_loss(z, q, 2.0).backward()
+    assert z.grad[0, 0] < 0 and z.grad[1, 2] < 0  # gradient descent raises the teachers' favourite class
+
+
+def test_teacher_targets_come_from_teachers_trained_on_the_training_rows_only():
+    from am3f.train import teacher_targets
+
+    data = make_data(n_subjects=4)
+    sets = [np.flatnonzero(data.subjects != s) for s in data.subject_ids[:2]]
+    soft = teacher_targets(data, sets, ("ststnet",), seed=3)
+    assert soft.shape == (2, len(data), 3)
+    for m, rows in enumerate(sets):
+        np.testing.assert_allclose(soft[m, rows].sum(1), 1.0, atol=1e-6)
+        held_out = np.setdiff1d(np.arange(len(data)), rows)
+        assert not soft[m, held_out].any()  # no teacher ever predicts the held-out subject
+    np.testing.assert_array_equal(soft, teacher_targets(data, sets, ("ststnet",), seed=3))  # deterministic
+
+
+def test_distillation_changes_the_student_and_is_recorded_in_the_recipe(tmp_path):
+    data = make_data(n_subjects=3)
+    mc, tc = resolve_variant("full", **TINY)
+    _, kd = resolve_variant("full", **TINY, distill_from=("ststnet",), distill_weight=0.9)
+    assert TrainConfig.from_dict(json.loads(json.dumps(kd.to_dict()))) == kd
+    plain = run_loso(data, TrainRunner(mc, tc), tmp_path / "plain", seeds=[0], show_progress=False)
+    distilled = run_loso(data, TrainRunner(mc, kd), tmp_path / "kd", seeds=[0], show_progress=False)
+    from am3f.rundir import merge_run
+
+    a, b = merge_run(plain), merge_run(distilled)
+    assert len(a) == len(b) == len(data)
+    cols = [c for c in a.columns if c.startswith("score_")]
+    assert len(cols) == 3 and not np.allclose(a[cols].to_numpy(), b[cols].to_numpy())
