@@ -80,6 +80,24 @@ class FlowDataset:
                 f"{self.image_size[0]}x{self.image_size[1]} flow images; {per_class}")
 
 
+def dataset_normalised(data: FlowDataset, train_rows: np.ndarray) -> FlowDataset:
+    """``data`` with every source dataset's images standardised per channel to the statistics of the
+    whole training set, using the mean and std of that dataset's TRAINING rows only (the source dataset
+    is metadata known at test time; no held-out image is looked at). Datasets without training rows
+    are left as they are. Values stay near [0, 1], so the flow-aware mirror stays meaningful."""
+    train = data.x[train_rows].astype(np.float64)
+    mean_all, std_all = train.mean((0, 2, 3)), train.std((0, 2, 3))
+    x = data.x.astype(np.float64)
+    for name in np.unique(data.datasets):
+        own = train_rows[data.datasets[train_rows] == name]
+        if len(own):
+            m, s = data.x[own].mean((0, 2, 3)), data.x[own].std((0, 2, 3)) + 1e-6
+            rows = data.datasets == name
+            x[rows] = (x[rows] - m[:, None, None]) / s[:, None, None] * std_all[:, None, None] + mean_all[:, None, None]
+    return FlowDataset(x.astype(np.float32), data.labels, data.subjects, data.datasets, data.sample_ids,
+                       name=data.name, root=data.root)
+
+
 def find_labels_csv(root: Path) -> Path:
     for name in LABEL_CSV_NAMES:
         if (root / name).is_file():

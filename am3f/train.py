@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import CHANNELS, FlowDataset
+from .data import CHANNELS, FlowDataset, dataset_normalised
 from .errors import AM3FError
 from .losses import class_priors, distillation_loss, logit_adjusted_cross_entropy
 from .model import ModelConfig
@@ -68,13 +68,15 @@ class TrainConfig:
     distill_from: tuple[str, ...] = ()
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    input_norm: str = ""  # "dataset": am3f.data.dataset_normalised per fold (its folds then train one by one)
     # for the peers' published recipes (am3f.peers)
     schedule: str = "cosine"  # "cosine": linear warm-up then cosine decay (per step); "constant": lr throughout
     nesterov: bool = True  # optimizer "sgd" only: Nesterov momentum (0.9 either way)
     drop_last: bool = True  # drop the ragged last batch of an epoch (False: keep it, as a DataLoader does)
 
     def to_dict(self) -> dict:
-        return config_to_dict(self, omit_at_default=("distill_from", "distill_weight", "distill_temperature"))
+        return config_to_dict(self, omit_at_default=("distill_from", "distill_weight", "distill_temperature",
+                                                        "input_norm"))
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -420,19 +422,17 @@ def fold_groups(data: FlowDataset, cfg: TrainConfig) -> list[list[int]]:
 
 def teacher_targets(data: FlowDataset, train_sets: Sequence[np.ndarray], teachers: Sequence[str], *, seed: int,
                     device: torch.device | str = "cpu") -> np.ndarray:
-    """Soft targets for distillation: (len(train_sets), len(data), n_classes), the mean over the
-    ``teachers`` (variant names) of each one's mirror-averaged probabilities on the rows of its training
-    set; every teacher is trained on exactly that set (training subjects only) with its own declared
-    recipe. Rows outside a training set stay zero: they are never trained on."""
+    """Distillation targets (len(train_sets), len(data), n_classes): the mean over ``teachers`` (variant
+    names, each trained on exactly that training set with its own recipe) of their mirror-averaged
+    probabilities on the set's rows; other rows (never trained on) stay zero."""
     out = None
     for i, name in enumerate(teachers):
         model_cfg, train_cfg = resolve_variant(name)
         teacher_seed = seed + 100 * (i + 1)  # the teachers' streams differ from the student's
-        if len({epoch_steps(len(t), train_cfg) for t in train_sets}) == 1:
-            models, _ = fit_group(data, train_sets, model_cfg, train_cfg, seed=teacher_seed, device=device)
-        else:  # its recipe batches these folds differently: one at a time
-            models = [fit_group(data, [t], model_cfg, train_cfg, seed=teacher_seed, device=device)[0][0]
-                      for t in train_sets]
+        together = len({epoch_steps(len(t), train_cfg) for t in train_sets}) == 1  # else one at a time
+        models = (fit_group(data, train_sets, model_cfg, train_cfg, seed=teacher_seed, device=device)[0] if together
+                  else [fit_group(data, [t], model_cfg, train_cfg, seed=teacher_seed, device=device)[0][0]
+                        for t in train_sets])
         if out is None:
             out = np.zeros((len(train_sets), len(data), model_cfg.n_classes))
         for m, (model, rows) in enumerate(zip(models, train_sets)):
@@ -462,6 +462,12 @@ class TrainRunner:
         return fold_groups(data, self.train_cfg)
 
     def run_group(self, data: FlowDataset, folds: Sequence[int], *, seed: int) -> list[FoldOutput]:
+        if self.train_cfg.input_norm not in ("", "dataset"):
+            raise AM3FError(f"input_norm must be '' or 'dataset', got {self.train_cfg.input_norm!r}")
+        if self.train_cfg.input_norm and len(folds) > 1:  # each fold has its own normalised images
+            return [out for k in folds for out in self.run_group(data, [k], seed=seed)]
+        if self.train_cfg.input_norm:
+            data = dataset_normalised(data, np.flatnonzero(data.subjects != data.subject_ids[folds[0]]))
         t0 = time.perf_counter()
         subjects = [data.subject_ids[k] for k in folds]
         train_sets = [np.flatnonzero(data.subjects != s) for s in subjects]

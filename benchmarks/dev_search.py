@@ -61,6 +61,8 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "distill_w0.8": ({}, {"distill_from": ("full", "ststnet"), "distill_weight": 0.8}),
     "distill_stride_mean": ({"sa_descriptor": "mean", "downsample": "stride"}, {"distill_from": ("full", "ststnet")}),
     "regions": ({"regions": ("left_eye", "right_eye", "left_mouth", "right_mouth")}, {}),
+    "dataset_norm": ({}, {"input_norm": "dataset"}),
+    "sequential": ({}, {"fold_group": 1}),  # the baseline one fold at a time: dataset_norm's pairing partner
 }
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -267,3 +268,17 @@ def test_distillation_changes_the_student_and_is_recorded_in_the_recipe(tmp_path
     assert len(a) == len(b) == len(data)
     cols = [c for c in a.columns if c.startswith("score_")]
     assert len(cols) == 3 and not np.allclose(a[cols].to_numpy(), b[cols].to_numpy())
+
+
+def test_dataset_input_normalisation_runs_fold_by_fold(tmp_path):
+    from am3f.errors import AM3FError
+    from am3f.rundir import merge_run
+
+    data = make_data(n_subjects=3)
+    mc, tc = resolve_variant("full", **TINY, input_norm="dataset")
+    preds = merge_run(run_loso(data, TrainRunner(mc, tc), tmp_path / "n", seeds=[0], show_progress=False))
+    assert len(preds) == len(data)
+    assert TrainConfig.from_dict(json.loads(json.dumps(tc.to_dict()))) == tc
+    assert "input_norm" not in TrainConfig().to_dict()  # absent at its default: older run directories resume
+    with pytest.raises(AM3FError, match="input_norm"):
+        TrainRunner(mc, resolve_variant("full", **TINY, input_norm="subject")[1]).run_group(data, [0], seed=0)
