@@ -298,8 +298,7 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
     idx = [torch.as_tensor(np.asarray(i), dtype=torch.long) for i in train_sets]
     gens = [torch.Generator().manual_seed(seed) for _ in idx]  # one stream per model: independent of the group
     priors = _prior_rows(data, train_sets, model_cfg.n_classes, train_cfg.priors).to(device)  # (n_models, rows, C)
-    soft = (torch.as_tensor(np.asarray(soft_targets), dtype=torch.float32).to(device) if soft_targets is not None
-            else priors)  # (n_models, rows, C); unused without distillation
+    soft = None if soft_targets is None else torch.as_tensor(np.asarray(soft_targets), dtype=torch.float32).to(device)
     opt = make_optimizer(list(params.values()), train_cfg)
     total = steps_per_epoch * train_cfg.epochs
     warmup = max(1, int(train_cfg.warmup_epochs * steps_per_epoch))
@@ -320,8 +319,9 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg: Mo
                                else train_cfg.lr)
             # summed over models: each model's gradient is the gradient of its own mean loss
             per_row = rows.to(device)[:, :, None].expand(-1, -1, priors.shape[-1])
-            loss = loss_of(batched(params, buffers, xb), yb, torch.gather(priors, 1, per_row),
-                           torch.gather(soft, 1, per_row)).sum()
+            row_priors = torch.gather(priors, 1, per_row)  # without distillation it only fills the slot
+            loss = loss_of(batched(params, buffers, xb), yb, row_priors,
+                           row_priors if soft is None else torch.gather(soft, 1, per_row)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
