@@ -2,8 +2,8 @@
 
 Data flows one way, one module per stage::
 
-    frames -> flow -> data -> model / ststnet / peers -> zoo -> train -> loso -> rundir -> metrics -> stats
-           -> tables / plots
+    frames -> flow -> data -> model / ststnet / peers -> zoo -> augment -> train -> loso -> rundir -> metrics
+           -> stats -> tables / plots
 
 Pipeline
     ``frames``    read onset/apex frames and clips, crop the face (same box for both), spot the apex
@@ -17,7 +17,8 @@ Pipeline
     ``zoo``       every architecture and named variant in one registry; ``build_model``
     ``losses``    the logit-adjusted, class-prior-weighted loss
     ``pretrain``  sim-to-real: pre-training on a large synthetic corpus, the same for every fold
-    ``train``     the declared schedule, flow-aware augmentation, one batched loop training many models
+    ``augment``   flow-aware augmentation of training batches (blend, mirror, shift), drawn per model
+    ``train``     the declared schedule, one batched loop training many models
     ``development``  the development half and its subject-grouped CV: how designs are chosen
     ``checkpoint``  the final model trained on all subjects, saved and loaded (``am3f train`` / ``predict``)
     ``loso``      the leave-one-subject-out engine (resumable, shardable)

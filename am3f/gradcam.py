@@ -196,7 +196,7 @@ def gradcam_maps(model: nn.Module, x: np.ndarray | torch.Tensor, target_classes:
     image, mirrored back (the model's test-time prediction averages both views).
     Defaults: the choice measured best on known motion (module doc).
     """
-    from .train import hflip_flow
+    from .augment import hflip_flow
 
     x = _as_tensor(x)
     if len(x) == 0:

@@ -1,4 +1,4 @@
-"""Fixed-schedule training: the declared schedule, flow-aware augmentation, LOSO fold runner, checkpoints.
+"""Fixed-schedule training: the declared schedule, the batched loop (augmentation: am3f.augment), LOSO fold runner.
 
 Honest protocol. A fold's prediction is the model (its EMA weights, when enabled) after the fixed,
 pre-declared schedule in :class:`TrainConfig`; nothing looks at the held-out subject before the end.
@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .data import CHANNELS, FlowDataset, dataset_normalised
+from .augment import apply_augmentation, draw_augmentation, hflip_flow
+from .data import FlowDataset, dataset_normalised
 from .errors import AM3FError
 from .losses import class_priors, distillation_loss, logit_adjusted_cross_entropy
 from .model import ModelConfig
@@ -50,7 +50,7 @@ class TrainConfig:
     priors: str = "fold"
     weight_power: float = 0.0
     label_smoothing: float = 0.0
-    # augmentation (flow-aware, see augment())
+    # augmentation (flow-aware, am3f.augment)
     hflip: float = 0.5  # probability of a horizontal mirror (maps mirrored AND u negated)
     max_shift: float = 0.07  # random translation, fraction of the image side (2 px at 28)
     same_class_mix: float = 1.0  # probability of blending a sample with another of the SAME class
@@ -108,91 +108,6 @@ def loso_config(data: FlowDataset, variant: str, **train_overrides) -> dict:
               "parameters": count_parameters(build_model(model_cfg, image_size=data.image_size[0])),
               "dataset": dataset_info(data)}
     return json.loads(json.dumps(config))
-
-
-# ----------------------------------------------------------------------------- augmentation
-def hflip_flow(x: torch.Tensor) -> torch.Tensor:
-    """Mirror flow images left-right: every map is mirrored and the horizontal flow u changes sign.
-
-    Our maps are per-image min-max stretched to [0, 1], so u' = -u is 1 - u in image units (the
-    stretch of -u is exactly 1 minus the stretch of u). v and strain are only mirrored."""
-    x = x.flip(-1)
-    u = CHANNELS.index("u")
-    return torch.cat([x[:, :u], 1.0 - x[:, u:u + 1], x[:, u + 1:]], dim=1)
-
-
-def draw_augmentation(y: torch.Tensor, cfg: TrainConfig, gen: torch.Generator, side: int) -> dict[str, torch.Tensor]:
-    """The random choices of one batch's augmentation (see :func:`augment`), drawn from ``gen`` in a
-    fixed order, so a model's stream of choices is the same whether its batch is augmented alone or
-    stacked with other models' batches (:func:`apply_augmentation` takes both)."""
-    n = len(y)
-    out = {}
-    if cfg.same_class_mix > 0:
-        out["partner"] = same_class_partner(y, gen)
-        lam = 0.5 + 0.5 * torch.rand(n, generator=gen)
-        out["lam"] = torch.where(torch.rand(n, generator=gen) < cfg.same_class_mix, lam, torch.ones_like(lam))
-    if cfg.hflip > 0:
-        out["flip"] = torch.rand(n, generator=gen) < cfg.hflip
-    px = int(round(cfg.max_shift * side))
-    if px > 0:
-        out["dy"] = torch.randint(0, 2 * px + 1, (n,), generator=gen)
-        out["dx"] = torch.randint(0, 2 * px + 1, (n,), generator=gen)
-    return out
-
-
-def apply_augmentation(x: torch.Tensor, choices: dict[str, torch.Tensor], cfg: TrainConfig) -> torch.Tensor:
-    """Apply drawn choices to a batch ``x`` (n, 3, H, W), or to stacked batches (m, n, 3, H, W) with
-    choices stacked the same way (partners index within their own batch)."""
-    stacked = x.shape[:-3]
-    x = x.reshape(-1, *x.shape[-3:])
-    if "partner" in choices:
-        per_batch = stacked[-1]
-        offset = (torch.arange(choices["partner"].numel()) // per_batch) * per_batch
-        partner = (choices["partner"].reshape(-1).cpu() + offset).to(x.device)
-        lam = choices["lam"].reshape(-1).to(x.device)[:, None, None, None]
-        x = lam * x + (1 - lam) * x[partner]
-    if "flip" in choices:
-        x = torch.where(choices["flip"].reshape(-1).to(x.device)[:, None, None, None], hflip_flow(x), x)
-    if "dy" in choices:
-        px = int(round(cfg.max_shift * x.shape[-1]))
-        x = shift_images(x, choices["dy"].reshape(-1), choices["dx"].reshape(-1), px)
-    return x.reshape(*stacked, *x.shape[-3:])
-
-
-def shift_images(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_px: int) -> torch.Tensor:
-    """Translate image i by (dy[i] - max_px, dx[i] - max_px) pixels, edges replicated.
-
-    A translation of a flow field moves where the motion is, not its direction or size, so the
-    vectors themselves are unchanged."""
-    n, c, h, w = x.shape
-    padded = F.pad(x, (max_px,) * 4, mode="replicate").reshape(n, c, -1)
-    rows = dy[:, None] + torch.arange(h)[None]  # (n, h)
-    cols = dx[:, None] + torch.arange(w)[None]  # (n, w)
-    # one gather over the flattened padded image (much faster than 4-d advanced indexing)
-    flat = (rows[:, :, None] * (w + 2 * max_px) + cols[:, None, :]).reshape(n, 1, h * w).to(x.device)
-    return padded.gather(2, flat.expand(n, c, h * w)).reshape(n, c, h, w)
-
-
-def same_class_partner(y: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """For every sample, a random sample of the same class in the batch (possibly itself)."""
-    n = len(y)
-    o1 = torch.argsort(y.cpu().double() + torch.rand(n, generator=gen, dtype=torch.float64) * 0.5)
-    o2 = torch.argsort(y.cpu().double() + torch.rand(n, generator=gen, dtype=torch.float64) * 0.5)
-    partner = torch.empty(n, dtype=torch.long)
-    partner[o1] = o2
-    return partner
-
-
-def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator, y: torch.Tensor | None = None) -> torch.Tensor:
-    """Flow-aware augmentation of a training batch (values in [0, 1], (u, v, strain) order).
-
-    Optional same-class blending: x <- lam x + (1 - lam) x', x' another sample of the same class,
-    lam ~ U(0.5, 1); the label is unchanged (a blend of two motions of one expression class).
-    Then a flow-aware mirror (:func:`hflip_flow`) and a small translation."""
-    if y is None:
-        cfg = replace(cfg, same_class_mix=0.0)
-        y = torch.zeros(len(x), dtype=torch.long)
-    return apply_augmentation(x, draw_augmentation(y, cfg, gen, x.shape[-1]), cfg)
 
 
 # ----------------------------------------------------------------------------- fitting

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from am3f.augment import augment, hflip_flow, shift_images
 from am3f.checkpoint import load_checkpoint, train_final
 from am3f.cli import main
 from am3f.data import FlowDataset
@@ -17,16 +18,7 @@ from am3f.development import dev_subjects, holdout_subjects
 from am3f.loso import run_loso
 from am3f.losses import class_priors
 from am3f.metrics import summarize
-from am3f.train import (
-    TrainConfig,
-    TrainRunner,
-    augment,
-    fit,
-    hflip_flow,
-    predict,
-    resolve_variant,
-    shift_images,
-)
+from am3f.train import TrainConfig, TrainRunner, fit, predict, resolve_variant
 
 TINY = dict(epochs=2, batch_size=16, warmup_epochs=1)
 
@@ -189,7 +181,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_same_class_blend_partners_share_the_label():
-    from am3f.train import same_class_partner
+    from am3f.augment import same_class_partner
 
     y = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2, 1])
     for seed in range(5):
@@ -216,7 +208,7 @@ def test_a_group_trains_each_model_as_it_would_train_alone():
 
 
 def test_augmentation_stacked_equals_one_batch_at_a_time():
-    from am3f.train import apply_augmentation, draw_augmentation
+    from am3f.augment import apply_augmentation, draw_augmentation
 
     tc = TrainConfig()
     x = torch.rand(3, 8, 3, 28, 28)
@@ -226,6 +218,25 @@ def test_augmentation_stacked_equals_one_batch_at_a_time():
     for m in range(3):
         assert torch.equal(stacked[m], apply_augmentation(x[m], choices[m], tc))
         assert torch.equal(stacked[m], augment(x[m], tc, torch.Generator().manual_seed(m), y[m]))
+
+
+def test_augmentation_is_blend_then_mirror_then_shift_bit_for_bit():
+    """The one-gather implementation gives exactly the numbers of the three steps done one by one."""
+    import torch.nn.functional as F
+
+    from am3f.augment import apply_augmentation, draw_augmentation
+
+    tc = TrainConfig(max_shift=0.1)  # 3 px at 28
+    x, y = torch.rand(2, 16, 3, 28, 28), torch.randint(0, 3, (2, 16))
+    for m in range(2):
+        c = draw_augmentation(y[m], tc, torch.Generator().manual_seed(m), 28)
+        assert c["flip"].any() and not c["flip"].all() and (c["dy"] != 3).any()
+        lam = c["lam"][:, None, None, None]
+        step = lam * x[m] + (1 - lam) * x[m][c["partner"]]
+        step = torch.where(c["flip"][:, None, None, None], hflip_flow(step), step)
+        padded = F.pad(step, (3, 3, 3, 3), mode="replicate")
+        step = torch.stack([padded[i, :, dy:dy + 28, dx:dx + 28] for i, (dy, dx) in enumerate(zip(c["dy"], c["dx"]))])
+        assert torch.equal(apply_augmentation(x[m], c, tc), step)
 
 
 # ----------------------------------------------------------------------------- distillation
