@@ -175,7 +175,10 @@ def _training_setup(args: argparse.Namespace):
 
 
 def cmd_loso(args: argparse.Namespace) -> None:
-    from .loso import run_loso, usable_cores
+    from .loso import run_loso, start_workers_early, usable_cores
+
+    if not args.scheduler and not str(args.device).startswith("cuda"):
+        start_workers_early(args.workers or usable_cores())  # they import torch while we load the data
     from .train import TrainRunner, loso_config
 
     variant, model_cfg, train_cfg, data, device = _training_setup(args)

@@ -32,7 +32,8 @@ from .errors import AM3FError
 from .rundir import FoldOutput, dataset_info, fold_stem, merge_run, prepare_run_dir, write_fold
 from .utils import progress
 
-__all__ = ["FoldOutput", "FoldRunner", "check_fold", "dataset_info", "run_loso", "split_fold", "usable_cores"]
+__all__ = ["FoldOutput", "FoldRunner", "check_fold", "dataset_info", "run_loso", "split_fold", "start_workers_early",
+           "usable_cores"]
 
 
 class FoldRunner(Protocol):
@@ -123,13 +124,38 @@ def _execute(runner, data: FlowDataset, tasks: list[Task], workers: int, schedul
             raise
 
 
+# What every local worker imports before its first group: started once in the fork server, not per worker.
+# torch._dynamo is imported by the first optimizer a process builds (1.4 s on a 2-core machine).
+WORKER_PRELOAD = ["am3f.train", "torch._dynamo"]
+
+
 def _start_method():
-    """spawn: a fresh interpreter per worker, safe whatever threads torch started in this process.
-    A main program without a file (``python - <<EOF``) cannot be re-imported by spawn: fork then."""
+    """How local workers start. forkserver where the platform has it: one clean, single-threaded server
+    process imports torch and the trainer (``WORKER_PRELOAD``) once, then forks each worker from
+    itself in milliseconds, and a forked worker exits without tearing torch down (together ~3 s less
+    wall time per LOSO command on 2 cores). spawn elsewhere (a fresh interpreter per worker). A main
+    program without a file (``python - <<EOF``) cannot be re-imported by either: fork then."""
     import multiprocessing
 
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    return multiprocessing.get_context("fork" if main_file and not os.path.isfile(main_file) else "spawn")
+    if main_file and not os.path.isfile(main_file):
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(WORKER_PRELOAD)
+    return context
+
+
+def start_workers_early(workers: int) -> None:
+    """Start the fork server of :func:`_start_method` now, in the background, when ``workers`` > 1:
+    it imports torch while this process is still loading data, so the workers are ready when the
+    folds are. Nothing happens where workers are spawned or forked directly."""
+    context = _start_method()
+    if workers > 1 and context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def _execute_dask(runner, data: FlowDataset, tasks: list[Task], scheduler: str):
