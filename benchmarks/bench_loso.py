@@ -38,7 +38,7 @@ import torch
 
 from am3f.data import load_dataset
 from am3f.development import dev_subjects, holdout_subjects
-from am3f.loso import run_loso, usable_cores
+from am3f.loso import run_loso, start_workers_early, usable_cores
 from am3f.metrics import megc_scores, summarize
 from am3f.rundir import merge_run
 from am3f.train import TrainRunner, resolve_variant
@@ -116,6 +116,7 @@ def run_speed(args: argparse.Namespace) -> int:
     from am3f.metrics import megc_scores
     from am3f.train import loso_config
 
+    start_workers_early(2)  # as `am3f loso` does: the 2-worker path finds its workers' fork server ready
     data = load_dataset(args.data)
     folds = parse_index_ranges(args.folds, len(data.subject_ids))
     seed = args.seeds[0]
