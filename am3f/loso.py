@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -81,12 +82,33 @@ def run_group(runner, data: FlowDataset, seed: int, folds: Sequence[int]) -> lis
 _WORKER_DATA: FlowDataset | None = None  # the dataset, sent once to each local worker process
 
 
-def _init_worker(data: FlowDataset) -> None:
+def _init_worker(data: FlowDataset, parent: int) -> None:
     import torch
 
     global _WORKER_DATA
     _WORKER_DATA = data
     torch.set_num_threads(1)  # N single-threaded processes: no OpenMP spin-waits between them
+    exit_with_parent(parent)
+
+
+def exit_with_parent(parent: int, every_s: float = 2.0) -> None:
+    """End this process within ``every_s`` seconds of process ``parent`` ending (POSIX; elsewhere
+    nothing). A LOSO command killed outright (``kill -9``, a scheduler's time limit, the OOM killer)
+    cannot tell its workers to stop, and they would train on, or wait forever on its pipes."""
+    if os.name != "posix":
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(parent, 0)  # signal 0: only asks whether the process exists
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # it exists, under another user (a reused pid)
+                pass
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _worker_task(runner, seed: int, folds: Sequence[int]):
@@ -114,7 +136,7 @@ def _execute(runner, data: FlowDataset, tasks: list[Task], workers: int, schedul
             yield task, run_group(runner, data, *task)
         return
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_start_method(),
-                             initializer=_init_worker, initargs=(data,)) as pool:
+                             initializer=_init_worker, initargs=(data, os.getpid())) as pool:
         futures = {pool.submit(_worker_task, runner, *task): task for task in tasks}
         try:
             for fut in as_completed(futures):

@@ -40,3 +40,20 @@ def test_killed_run_resumes_to_identical_predictions(synthetic_root, tmp_path):
     rerun = subprocess.run(_loso(out, synthetic_root), check=True, capture_output=True, text=True, env=env)
     assert f"{len(done_before)} fold(s) already done" in rerun.stdout
     assert (out / "predictions.csv").read_text() == (tmp_path / "whole" / "predictions.csv").read_text()
+
+
+def test_a_worker_ends_when_its_parent_is_killed():
+    """Workers of a LOSO command killed outright must not train on as orphans (am3f.loso.exit_with_parent)."""
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    watch = f"import time; from am3f.loso import exit_with_parent; exit_with_parent({parent.pid}, 0.2); time.sleep(300)"
+    worker = subprocess.Popen([sys.executable, "-c", watch])
+    try:
+        time.sleep(3)
+        assert worker.poll() is None  # alive while its parent is
+        parent.kill()
+        parent.wait()
+        assert worker.wait(timeout=60) == 1
+    finally:
+        for p in (parent, worker):
+            if p.poll() is None:
+                p.kill()
