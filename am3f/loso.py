@@ -149,20 +149,23 @@ def _execute(runner, data: FlowDataset, tasks: list[Task], workers: int, schedul
 # What every local worker imports before its first group: started once in the fork server, not per worker.
 # torch._dynamo is imported by the first optimizer a process builds (1.4 s on a 2-core machine).
 WORKER_PRELOAD = ["am3f.train", "torch._dynamo"]
+_use_fork_server = False  # set by start_workers_early
 
 
 def _start_method():
-    """How local workers start. forkserver where the platform has it: one clean, single-threaded server
-    process imports torch and the trainer (``WORKER_PRELOAD``) once, then forks each worker from
-    itself in milliseconds, and a forked worker exits without tearing torch down (together ~3 s less
-    wall time per LOSO command on 2 cores). spawn elsewhere (a fresh interpreter per worker). A main
-    program without a file (``python - <<EOF``) cannot be re-imported by either: fork then."""
+    """How local workers start. After :func:`start_workers_early` (``am3f loso`` calls it), a fork
+    server: one clean, single-threaded process imports torch and the trainer (``WORKER_PRELOAD``) once,
+    then forks each worker from itself in milliseconds, and a forked worker exits without tearing torch
+    down (together ~3 s less wall time per command on 2 cores). Otherwise spawn, a fresh interpreter
+    per worker: a long-lived process (a notebook kernel) then gets workers with the code as it is now
+    on disk for every run, where a fork server would keep the code of its first run. A main program
+    without a file (``python - <<EOF``) cannot be re-imported by either: fork then."""
     import multiprocessing
 
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if main_file and not os.path.isfile(main_file):
         return multiprocessing.get_context("fork")
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    if not _use_fork_server:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(WORKER_PRELOAD)
@@ -170,14 +173,19 @@ def _start_method():
 
 
 def start_workers_early(workers: int) -> None:
-    """Start the fork server of :func:`_start_method` now, in the background, when ``workers`` > 1:
-    it imports torch while this process is still loading data, so the workers are ready when the
-    folds are. Nothing happens where workers are spawned or forked directly."""
-    context = _start_method()
-    if workers > 1 and context.get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+    """Use a fork server for this process's local workers (see :func:`_start_method`) and start it now,
+    in the background, when ``workers`` > 1: it imports torch while this process is still loading
+    data, so the workers are ready when the folds are. For short-lived processes (a command, a
+    benchmark); where the platform has no fork server, nothing changes."""
+    global _use_fork_server
+    import multiprocessing
 
-        forkserver.ensure_running()
+    if workers > 1 and "forkserver" in multiprocessing.get_all_start_methods():
+        _use_fork_server = True
+        if _start_method().get_start_method() == "forkserver":
+            from multiprocessing import forkserver
+
+            forkserver.ensure_running()
 
 
 def _execute_dask(runner, data: FlowDataset, tasks: list[Task], scheduler: str):
