@@ -109,14 +109,14 @@ def apply_augmentation(x: torch.Tensor, choices: dict[str, torch.Tensor], cfg: A
         offset = (torch.arange(choices["partner"].numel()) // per_batch) * per_batch
         partner = (choices["partner"].reshape(-1).cpu() + offset).to(x.device)
         lam = choices["lam"].reshape(-1).to(x.device)[:, None, None, None]
-        x = lam * x + (1 - lam) * x.index_select(0, partner)
+        x = (lam * x).add_(x.index_select(0, partner).mul_(1 - lam))  # lam x + (1 - lam) x', in place
     flip = choices["flip"].reshape(-1) if "flip" in choices else None
     px = int(round(cfg.max_shift * w)) if "dy" in choices else 0
     if flip is not None or px:
         x = move_pixels(x, source_pixels(n, h, w, px, choices.get("dy"), choices.get("dx"), flip))
-    if flip is not None:
-        u = torch.where(flip.to(x.device)[:, None, None], 1.0 - x[:, U], x[:, U])
-        x = torch.cat([x[:, :U], u[:, None], x[:, U + 1:]], dim=1)
+    if flip is not None:  # the gather made a new tensor: u of the mirrored images is negated in place
+        flip = flip.to(x.device)
+        x[flip, U] = 1.0 - x[flip, U]
     return x.reshape(*stacked, *x.shape[-3:])
 
 

@@ -110,6 +110,18 @@ def conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
+def max_pool(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``F.max_pool2d(x, k, k, ceil_mode=True)``, the same numbers, computed on channels-last storage.
+
+    Why: PyTorch's CPU max-pool kernel for NCHW storage loops over pixels one plane at a time (4.2 ms
+    for a 17-fold LOSO batch's 1088 x 8 x 10 x 10 map on one core), its channels-last kernel runs
+    across the channels in SIMD (0.5 ms, 0.9 ms with both layout copies): a LOSO training step
+    ~5 % faster (benchmarks/bench_loso.py). Values and indices are identical; the permutes, unlike
+    ``contiguous(memory_format=...)``, also work under ``torch.func.vmap``."""
+    nhwc = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)  # the same (N, C, H, W) tensor, stored NHWC
+    return F.max_pool2d(nhwc, k, k, ceil_mode=True).contiguous()
+
+
 class Branch(nn.Module):
     """A small CNN over ONE flow map; returns the feature map of every stage (shallow -> deep)."""
 
@@ -130,8 +142,7 @@ class Branch(nn.Module):
         feats = []
         for i, stage in enumerate(self.stages):
             if i > 0 and self.maxpool:
-                k = self.pools[i - 1]
-                x = F.max_pool2d(x, k, k, ceil_mode=True)
+                x = max_pool(x, self.pools[i - 1])
             x = stage(x)
             feats.append(x)
         return feats

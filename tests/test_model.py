@@ -147,6 +147,25 @@ def test_grid_pool_is_adaptive_average_pooling(side, grid):
     assert torch.allclose(grid_pool(x, grid), F.adaptive_avg_pool2d(x, grid), atol=1e-6)
 
 
+@pytest.mark.parametrize("side", [10, 5, 7, 3, 20])
+@pytest.mark.parametrize("k", [2, 3])
+def test_max_pool_is_ceil_mode_max_pooling_bit_for_bit(side, k):
+    """The channels-last max-pool gives exactly F.max_pool2d's values and input gradient, also where
+    the ReLU left ties at zero, and also under vmap (how the LOSO engine calls it)."""
+    from torch.func import vmap
+
+    from am3f.model import max_pool
+
+    x = torch.relu(torch.randn(3, 4, 8, side, side)).requires_grad_()  # (models, N, C, H, W)
+    upstream = torch.randn(3, 4, 8, -(-side // k), -(-side // k))
+    want = F.max_pool2d(x.flatten(0, 1), k, k, ceil_mode=True).unflatten(0, (3, 4))
+    got = vmap(lambda t: max_pool(t, k))(x)
+    assert torch.equal(got, want)
+    grad_want, = torch.autograd.grad(want, x, upstream)
+    grad_got, = torch.autograd.grad(got, x, upstream)
+    assert torch.equal(grad_got, grad_want)
+
+
 # ----------------------------------------------------------------------------- facial-region scales
 def _regions_cfg(**kw) -> ModelConfig:
     from dataclasses import replace

@@ -236,7 +236,9 @@ def test_augmentation_is_blend_then_mirror_then_shift_bit_for_bit():
         step = torch.where(c["flip"][:, None, None, None], hflip_flow(step), step)
         padded = F.pad(step, (3, 3, 3, 3), mode="replicate")
         step = torch.stack([padded[i, :, dy:dy + 28, dx:dx + 28] for i, (dy, dx) in enumerate(zip(c["dy"], c["dx"]))])
+        before = x[m].clone()
         assert torch.equal(apply_augmentation(x[m], c, tc), step)
+        assert torch.equal(x[m], before)  # the caller's batch is left as it was (the blend and u work in place)
 
 
 # ----------------------------------------------------------------------------- distillation
