@@ -40,7 +40,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     run = load_run(path)
     summary = add_intervals(summarize(run.predictions), run.predictions)
     summary["run"] = {"dir": str(path), "complete": run.complete, "folds_done": run.info["folds_done"],
-                      "synthetic": run.synthetic, "wall_s_per_seed": run.info["wall_s_per_seed"]}
+                      "synthetic": run.synthetic, "core_s_per_seed": run.info["core_s_per_seed"]}
     (path / "metrics.json").write_text(json.dumps(summary, indent=2))
     if run.synthetic:
         print("[SYNTHETIC DATA] these scores are on the generated synthetic set, not on real micro-expressions")

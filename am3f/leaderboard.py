@@ -68,8 +68,8 @@ def oracle_scores(run: RunResult) -> tuple[float, float] | None:
 
 
 def seconds_per_seed(run: RunResult) -> float:
-    walls = run.info.get("wall_s_per_seed", {})
-    return float(np.mean(list(walls.values()))) if walls else float("nan")
+    seconds = run.info.get("core_s_per_seed", {})
+    return float(np.mean(list(seconds.values()))) if seconds else float("nan")
 
 
 def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], reference: str = REFERENCE) -> pd.DataFrame:

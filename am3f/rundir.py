@@ -154,7 +154,8 @@ def merge_run(out: str | os.PathLike) -> pd.DataFrame:
         "devices": sorted({m["device"] for m in metas}),
         "complete": complete,
         "folds_done": {str(s): len(f) for s, f in per_seed.items()},
-        "wall_s_per_seed": {str(s): round(sum(m["wall_s"] for m in metas if m["seed"] == s), 2) for s in seeds},
+        # training seconds summed over a seed's folds: the work of one core (N parallel workers finish in ~1/N)
+        "core_s_per_seed": {str(s): round(sum(m["wall_s"] for m in metas if m["seed"] == s), 2) for s in seeds},
         "folds": [{k: m.get(k) for k in ("seed", "fold", "subject", "n_train", "n_test", "wall_s", "device",
                                          "git_commit")} for m in metas],
     }

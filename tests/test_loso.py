@@ -48,7 +48,7 @@ def test_run_writes_predictions_and_metadata(fake_composite, tmp_path):
     assert sorted(preds[preds.seed == 0].sample_id) == sorted(data.sample_ids)
     run = json.loads((out / "run.json").read_text())
     assert run["complete"] and run["config"]["model"] == "toy"
-    assert run["am3f_version"] and "wall_s_per_seed" in run and len(run["folds"]) == 6
+    assert run["am3f_version"] and "core_s_per_seed" in run and len(run["folds"]) == 6
     assert {"seed", "fold", "subject", "wall_s", "device"} <= set(run["folds"][0])
     assert (out / "folds" / "s0_f000.npz").exists()
 
