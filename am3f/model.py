@@ -361,7 +361,7 @@ VARIANTS: dict[str, tuple[ModelConfig, dict, str]] = {
     "regions": (replace(FULL, regions=REGION_NAMES), {},
                 "four facial-region windows (eyes, mouth corners) per flow as extra MSFF scales"),
     "fast": (replace(FULL, sa_descriptor="mean", downsample="stride"), {},
-             "mean-only spatial attention, strided-conv downsampling: ~20 % faster LOSO, no detectable accuracy "
+             "mean-only spatial attention, strided-conv downsampling: ~15 % faster LOSO, no detectable accuracy "
              "difference (not the default: docs/design-choices.md, third round)"),
     "ststnet": (STSTNET, {}, "peer STSTNet (Liong et al. 2019) trained from scratch under the same protocol"),
 }
