@@ -2,8 +2,8 @@
 
 Data flows one way, one module per stage::
 
-    frames -> flow -> data -> model / ststnet / peers -> zoo -> augment -> train -> loso -> rundir -> metrics
-           -> stats -> tables / plots
+    frames -> flow -> data -> model / peers -> zoo -> recipe -> folds -> augment -> train -> runner -> loso
+           -> rundir -> runs -> metrics -> stats -> tables / plots
 
 Pipeline
     ``frames``    read onset/apex frames and clips, crop the face (same box for both), spot the apex
@@ -12,17 +12,23 @@ Pipeline
     ``synth``     the embedded SYNTHETIC set (procedural faces, known motion) and its ground truth
     ``data``      flow-image datasets in the composite layout (``FlowDataset``); the synthetic default
     ``model``     AM3F-FlowNet: one branch per map, MSFF, MOFRW, head; named ablation variants
-    ``ststnet``   the STSTNet peer and its published per-subject weights
-    ``peers``     Dual-Inception, OFF-ApexNet, RCN, HTNet: the other peers, with their authors' recipes
-    ``zoo``       every architecture and named variant in one registry; ``build_model``
+    ``peers``     STSTNet (and its published weights), Dual-Inception, OFF-ApexNet, RCN, HTNet, with their
+                  authors' recipes
+    ``zoo``       every architecture and named variant in one registry (plain data); ``build_model``
+    ``recipe``    the training recipe (``TrainConfig``), validated when built; ``resolve_variant``
+    ``folds``     a LOSO fold's train/test rows, its seed, its training group: computed only here
     ``losses``    the logit-adjusted, class-prior-weighted loss
     ``pretrain``  sim-to-real: pre-training on a large synthetic corpus, the same for every fold
     ``augment``   flow-aware augmentation of training batches (blend, mirror, shift), drawn per model
-    ``train``     the declared schedule, one batched loop training many models
+    ``optim``     the recipe's optimizer and learning-rate schedule
+    ``train``     the batched fit (many models in one vmapped loop) and prediction
+    ``runner``    a whole recipe applied to a group of folds (normalisation, teachers, pre-training,
+                  members); the LOSO fold runner
     ``development``  the development half and its subject-grouped CV: how designs are chosen
     ``checkpoint``  the final model trained on all subjects, saved and loaded (``am3f train`` / ``predict``)
     ``loso``      the leave-one-subject-out engine (resumable, shardable)
     ``rundir``    the run directory: writing folds, merging, reading runs back (``load_run``)
+    ``runs``      a run's configuration and hash, starting / resuming it, a fold's model again
     ``metrics``   MEGC2019 scores: UF1, UAR, accuracy of pooled predictions; mean ± std over seeds
 
 Results
@@ -38,12 +44,12 @@ Results
     ``explorer``  browsing a run sample by sample (ipywidgets)
 
 Notebooks and command line
-    ``notebook``  what every notebook starts with (``setup``, ``ensure_run``, fold models)
+    ``notebook``  what every notebook starts with (``setup``, the SYNTHETIC banner), teaching helpers
     ``reproduce`` run all notebooks with papermill (``am3f reproduce``)
     ``cli``       the ``am3f`` command's parser and entry point (also ``python -m am3f``)
     ``commands``  what each ``am3f`` command does
     ``errors``    the one exception type for problems a user can fix
-    ``utils``     device choice, seeding, progress bars, atomic file writes, config parsing
+    ``utils``     device choice, progress bars, atomic file writes, config parsing
 """
 
 __version__ = "0.1.0"

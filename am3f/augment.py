@@ -19,7 +19,7 @@ U = CHANNELS.index("u")
 
 
 class AugmentationRecipe(Protocol):
-    """The fields of :class:`am3f.train.TrainConfig` that augmentation reads."""
+    """The fields of :class:`am3f.recipe.TrainConfig` that augmentation reads."""
 
     same_class_mix: float  # probability of blending a sample with another of the same class
     hflip: float  # probability of a flow-aware mirror

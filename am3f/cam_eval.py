@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from .data import CHANNELS, CLASS_NAMES, FlowDataset
+from .folds import held_out_rows
 from .gradcam import DEFAULT_FLIP, DEFAULT_LAYERS, DEFAULT_METHOD, branch_names, gradcam_maps, predicted_classes
 
 # (method, layers, flip): what docs/design-choices.md compares, every stage of every branch
@@ -109,13 +110,13 @@ def fold_models(data: FlowDataset, subjects: Sequence[str], seeds: Sequence[int]
     """{(seed, subject): the model of the LOSO fold that held ``subject`` out}, trained with the
     declared schedule (``epochs`` 0) of ``variant``.
 
-    The models are those :func:`am3f.notebook.fold_model` re-fits and caches for the run directory
+    The models are those :func:`am3f.runs.fold_model` re-fits and caches for the run directory
     notebooks would use for the same configuration (``runs_dir/<variant>-<hash>``; only its
     config.json is written here), so notebooks and benchmarks share them."""
-    from .notebook import config_hash, default_out_dir, fold_model, run_config
+    from .runs import config_hash, default_out_dir, fold_model, run_config
     from .utils import atomic_write
 
-    config = run_config(data, "am3f", variant, epochs)
+    config = run_config(data, "am3f", variant, epochs=epochs or None)
     run_dir = Path(runs_dir or default_out_dir() / "runs") / f"{config['variant']}-{config_hash(config)}"
     if not (run_dir / "config.json").is_file():
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -170,7 +171,7 @@ def mass_ratio_rows(models: dict, data: FlowDataset,
     rows = []
     for key, model in progress(list(models.items()), desc="fold models", disable=not progress_bar):
         seed, subject = key if isinstance(key, tuple) else (0, key)
-        idx = np.flatnonzero(data.subjects == subject)
+        idx = held_out_rows(data, subject)
         masks = motion_masks(data, idx)
         x = torch.from_numpy(data.x[idx])
         weights = branch_weights(model, x)
@@ -316,7 +317,7 @@ def faithfulness(models: dict, data: FlowDataset, steps: int = 20, n_random: int
     flip = cam.get("flip", DEFAULT_FLIP)
     for key, model in models.items():
         subject = key[1] if isinstance(key, tuple) else key
-        idx = np.flatnonzero(data.subjects == subject)
+        idx = held_out_rows(data, subject)
         x = data.x[idx]
         classes = predicted_classes(model, x, flip)
         for b in branch_names(model):

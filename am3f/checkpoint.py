@@ -13,19 +13,28 @@ from .data import CHANNELS, FlowDataset
 from .errors import AM3FError
 from .losses import class_priors
 from .model import ModelConfig
-from .train import TrainConfig, fit
+from .recipe import TrainConfig
 from .utils import atomic_write
 from .zoo import build_model, count_parameters
 
 CHECKPOINT_FORMAT = "am3f-checkpoint/1"
 
 
-def train_final(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, out: str | os.PathLike, *,
+def train_final(data: FlowDataset, model_cfg, train_cfg: TrainConfig, out: str | os.PathLike, *,
                 seed: int = 0, device: torch.device | str = "cpu", variant: str | None = None,
-                show_progress: bool = True) -> Path:
-    """Fit on ALL subjects of ``data`` with the fixed schedule and save a checkpoint (first model of
-    the ensemble only when n_models > 1: a checkpoint holds one model)."""
-    model, _ = fit(data, model_cfg, train_cfg, seed=seed * 1000, device=device, show_progress=show_progress)
+                threads: int = 1, show_progress: bool = True) -> Path:
+    """Fit on ALL subjects of ``data`` with the whole recipe (:func:`am3f.runner.fit_members`: teachers,
+    pre-training, seeds) and save a checkpoint (first model of the ensemble only when n_models > 1: a
+    checkpoint holds one model)."""
+    import numpy as np
+
+    from .runner import fit_members
+
+    if train_cfg.input_norm:
+        raise AM3FError("input_norm 'dataset' standardises each image with its source dataset's statistics; a "
+                        "checkpoint cannot know the source dataset of the images it will be given")
+    model = fit_members(data, [np.arange(len(data))], model_cfg, train_cfg, seed=seed, device=device,
+                        threads=threads, show_progress=show_progress)[0][0][0]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = {

@@ -8,23 +8,21 @@ import sys
 
 from . import commands
 from .errors import AM3FError
+from .zoo import ARCHITECTURES  # plain data: the parser imports no torch
 
-# the names of am3f.peers.ARCHITECTURES, spelled out so that the parser does not import torch
-# (tests/test_peers.py checks that they agree)
-MODEL_NAMES = ("am3f", "ststnet", "dualinception", "offapexnet", "rcn", "htnet", "htnet-small")
 DATA_HELP = "dataset directory in the composite layout (default: $AM3F_DATA, else the embedded synthetic set)"
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    from .train import DEFAULT_TRAIN as d
+    from .recipe import DEFAULT_TRAIN as d
 
-    p.add_argument("--model", choices=MODEL_NAMES, default="am3f",
-                   help="architecture (default: am3f; `am3f models` lists them)")
+    p.add_argument("--model", choices=tuple(ARCHITECTURES), default=None,
+                   help="architecture (`am3f models` lists them; default: the variant's, else am3f)")
     p.add_argument("--variant", default=None,
                    help="named variant (list: `am3f variants`; default: the model's own, e.g. full for am3f, "
                         "rcn for rcn; <arch>-authors: the peer under its authors' published recipe)")
     g = p.add_argument_group("schedule overrides",
-                             "default: the declared schedule of the variant (am3f.train.TrainConfig)")
+                             "default: the declared schedule of the variant (am3f.recipe.TrainConfig)")
     g.add_argument("--epochs", type=int, default=None, metavar="N", help=f"training epochs (default: {d.epochs})")
     g.add_argument("--lr", type=float, default=None, metavar="LR",
                    help=f"peak learning rate of the warm-up + cosine schedule (default: {d.lr:g})")
@@ -39,8 +37,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help=f"EMA decay of the weights, 0 = off (default: {d.ema:g})")
     g.add_argument("--n-models", type=int, default=None, metavar="N",
                    help=f"models per fold, probabilities averaged (default: {d.n_models})")
-    g.add_argument("--threads", type=int, default=None, metavar="N",
-                   help=f"torch CPU threads per process (default: {d.threads})")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads of this process (default: 1; an execution setting, not part of the "
+                        "recipe; local workers always run one thread each)")
     g.add_argument("--fold-group", type=int, default=None, metavar="N",
                    help=f"LOSO folds trained together in one batched computation (default: {d.fold_group}; "
                         f"part of the recipe: results change slightly with it)")
@@ -106,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "ststnet-reference/ (published STSTNet weights) and real-onset-apex/ (default: the folder "
                         "above --data when it holds them; none without --data)")
     p.add_argument("--profile", choices=["quick", "full", "leaderboard"], default=None,
-                   help="quick: minutes, synthetic-sized; full: notebooks 00-08, 5 seeds, about an hour; "
+                   help="quick: minutes, synthetic-sized; full: notebooks 00-08, 5 seeds, about 52 min on 2 cores; "
                         "leaderboard: notebook 09, every peer (default: quick)")
     p.add_argument("--out", default=None,
                    help="output folder (default: reproduce-<profile> inside $AM3F_OUT, else inside the "

@@ -17,11 +17,9 @@ from .errors import AM3FError
 # ----------------------------------------------------------------------------- evaluate-weights
 def cmd_evaluate_weights(args: argparse.Namespace) -> None:
     from .data import load_dataset
-    from .ststnet import evaluate_published_weights
+    from .runs import evaluate_published_weights
     from .utils import pick_device
 
-    if args.model != "ststnet":
-        raise AM3FError(f"no published weights reader for model {args.model!r} (available: ststnet)")
     data = load_dataset(args.data)
     print(data.describe())
     evaluate_published_weights(args.weights, data, args.out, device=pick_device(args.device), folds=_folds(args, data))
@@ -140,69 +138,84 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 # ----------------------------------------------------------------------------- loso / train / predict / variants
+RECIPE_OPTIONS = ("epochs", "lr", "batch_size", "weight_decay", "tau", "weight_power", "ema", "n_models", "fold_group")
+
+
 def _train_overrides(args: argparse.Namespace) -> dict:
-    keys = ("epochs", "lr", "batch_size", "weight_decay", "tau", "weight_power", "ema", "n_models", "threads",
-            "fold_group")
-    return {k: getattr(args, k, None) for k in keys if getattr(args, k, None) is not None}
+    """The recipe fields the command line sets, checked at once (torch-free: nothing has started yet)."""
+    from dataclasses import replace
+
+    from .recipe import DEFAULT_TRAIN
+
+    overrides = {k: getattr(args, k) for k in RECIPE_OPTIONS if getattr(args, k, None) is not None}
+    replace(DEFAULT_TRAIN, **overrides)  # an invalid value fails here, in one line
+    return overrides
 
 
-def _model_variant(args: argparse.Namespace) -> str:
-    from .zoo import ARCHITECTURES, get_variant
-
-    variant = args.variant or ARCHITECTURES[args.model].default_variant
-    if args.model == "ststnet" and variant != "ststnet":
-        raise AM3FError(f"--model ststnet has no variant {variant!r} (the peer is trained as published)")
-    if args.model == "am3f" and variant == "ststnet":
-        raise AM3FError("variant 'ststnet' is the peer: use --model ststnet")
-    arch = get_variant(variant)[0].arch
-    if arch != args.model:
-        raise AM3FError(f"variant {variant!r} is of model {arch!r}: use --model {arch} "
-                        f"(variants of {args.model}: {', '.join(ARCHITECTURES[args.model].variants)})")
-    return variant
+def _check_execution(args: argparse.Namespace) -> None:
+    """Execution settings: how the work runs, not what it computes."""
+    for name in ("workers", "threads"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            raise AM3FError(f"--{name} must be at least 1, got {value}")
+    seeds = getattr(args, "seeds", None) or [getattr(args, "seed", 0)]
+    if any(s < 0 for s in seeds):
+        raise AM3FError(f"seeds must be >= 0, got {' '.join(map(str, seeds))}")
 
 
 def _training_setup(args: argparse.Namespace):
-    """(variant, model config, train config, data, device) shared by `loso` and `train`."""
+    """(variant, model config, train config, recipe overrides) of `loso` and `train`, all checked."""
+    from .recipe import resolve_variant
+    from .zoo import model_variant
+
+    overrides = _train_overrides(args)
+    variant = model_variant(args.model, args.variant)
+    model_cfg, train_cfg = resolve_variant(variant, **overrides)
+    return variant, model_cfg, train_cfg, overrides
+
+
+def _load_data(args: argparse.Namespace):
     from .data import load_dataset
-    from .train import resolve_variant
     from .utils import pick_device
 
-    variant = _model_variant(args)
-    model_cfg, train_cfg = resolve_variant(variant, **_train_overrides(args))
+    device = pick_device(args.device)
     data = load_dataset(args.data)
     print(data.describe())
-    return variant, model_cfg, train_cfg, data, pick_device(args.device)
+    return data, device
 
 
 def cmd_loso(args: argparse.Namespace) -> None:
-    from .loso import run_loso, start_workers_early, usable_cores
+    from .loso import start_workers_early, usable_cores
 
+    _check_execution(args)
+    _train_overrides(args)  # bad values fail before any process starts
     if not args.scheduler and not str(args.device).startswith("cuda"):
         start_workers_early(args.workers or usable_cores())  # they import torch while we load the data
-    from .train import TrainRunner, loso_config
+    from .runs import run_config, start_run
 
-    variant, model_cfg, train_cfg, data, device = _training_setup(args)
-    config = loso_config(data, variant, **_train_overrides(args))
-    if args.workers is not None and args.workers < 1:
-        raise AM3FError(f"--workers must be at least 1, got {args.workers}")
+    variant, model_cfg, train_cfg, overrides = _training_setup(args)
+    data, device = _load_data(args)
+    config = run_config(data, variant=variant, **overrides)
     workers = 1 if device.type == "cuda" else (args.workers or usable_cores())
     where = (f"Dask scheduler {args.scheduler}" if args.scheduler
              else f"{workers} worker process(es)" if workers > 1 else "this process")
-    print(f"model {args.model} variant {variant}: {config['parameters']:,} parameters; device {device}; "
+    print(f"model {model_cfg.arch} variant {variant}: {config['parameters']:,} parameters; device {device}; "
           f"{train_cfg.epochs} epochs x {train_cfg.n_models} model(s) per fold, folds trained in groups of "
           f"{train_cfg.fold_group}, on {where}")
-    run_loso(data, TrainRunner(model_cfg, train_cfg, device, record_epochs=not args.no_epoch_scores), args.out,
-             seeds=args.seeds, config=config, device=str(device), folds=_folds(args, data), workers=workers,
-             scheduler=args.scheduler)
+    start_run(data, config, args.out, seeds=args.seeds, folds=_folds(args, data), device=device, workers=workers,
+              scheduler=args.scheduler, record_epochs=not args.no_epoch_scores, threads=args.threads or 1)
     print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from .checkpoint import train_final
 
-    variant, model_cfg, train_cfg, data, device = _training_setup(args)
-    out = train_final(data, model_cfg, train_cfg, args.out, seed=args.seed, device=device, variant=variant)
-    print(f"trained {args.model} ({variant}) on all {len(data.subject_ids)} subjects; checkpoint written to {out}")
+    _check_execution(args)
+    variant, model_cfg, train_cfg, _ = _training_setup(args)
+    data, device = _load_data(args)
+    out = train_final(data, model_cfg, train_cfg, args.out, seed=args.seed, device=device, variant=variant,
+                      threads=args.threads or 1)
+    print(f"trained {model_cfg.arch} ({variant}) on all {len(data.subject_ids)} subjects; checkpoint written to {out}")
 
 
 def predict_inputs(args: argparse.Namespace, image_size: tuple[int, int]):
@@ -253,19 +266,25 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_variants(args: argparse.Namespace) -> None:
-    from .model import VARIANTS
-    from .zoo import PEER_VARIANTS, build_model, count_parameters
+    from .zoo import ARCHITECTURES, VARIANTS, build_model, count_parameters
 
-    print("Named variants of AM3F-FlowNet for ablations (`am3f loso --variant NAME`); [..] = changed schedule:")
-    for name, (cfg, train_over, desc) in VARIANTS.items():
-        extra = f" [{', '.join(f'{k}={v}' for k, v in train_over.items())}]" if train_over else ""
-        print(f"  {name:<22}{count_parameters(build_model(cfg)):>9,} params  {desc}{extra}")
-    print("Peers (`am3f loso --model ARCH --variant NAME`; <arch>-authors = the authors' own recipe):")
-    counts: dict[str, int] = {}  # one build per architecture (htnet has 140M parameters)
-    for name, (cfg, _, desc) in PEER_VARIANTS.items():  # their recipes are long: the description says them
-        if cfg.arch not in counts:
-            counts[cfg.arch] = count_parameters(build_model(cfg))
-        print(f"  {name:<22}{counts[cfg.arch]:>13,} params  {desc}")
+    counts: dict[str, int] = {}  # one build per model config (htnet has 140M parameters)
+    ours = [s for s in ARCHITECTURES.values() if not s.peer]
+    peers = [s for s in ARCHITECTURES.values() if s.peer]
+    for i, spec in enumerate(ours + peers):
+        if i == 0:
+            print("Named variants of AM3F-FlowNet for ablations (`am3f loso --variant NAME`); [..] = changed "
+                  "schedule:")
+        if i == len(ours):
+            print("Peers (`am3f loso --model ARCH --variant NAME`; <arch>-authors = the authors' own recipe):")
+        for name in spec.variants:
+            cfg, train_over, desc = VARIANTS[name]
+            key = repr(cfg)
+            if key not in counts:
+                counts[key] = count_parameters(build_model(cfg))
+            # the peers' recipes are long: their descriptions say them
+            extra = f" [{', '.join(f'{k}={v}' for k, v in train_over.items())}]" if train_over and not spec.peer else ""
+            print(f"  {name:<22}{counts[key]:>13,} params  {desc}{extra}")
 
 
 def cmd_models(args: argparse.Namespace) -> None:

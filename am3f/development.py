@@ -15,7 +15,7 @@ import torch
 
 from .data import FlowDataset
 from .model import ModelConfig
-from .train import TrainConfig
+from .recipe import TrainConfig
 
 
 def dev_subjects(data: FlowDataset) -> list[str]:
@@ -54,7 +54,7 @@ def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
     from .loso import run_loso
     from .metrics import megc_scores
     from .rundir import merge_run
-    from .train import TrainRunner
+    from .runner import TrainRunner
 
     folds = dev_folds(data, n_splits)
     with tempfile.TemporaryDirectory() as tmp:

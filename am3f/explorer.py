@@ -3,6 +3,8 @@ class activation map (LayerCAM, am3f.gradcam) of each branch, and the ipywidgets
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -73,65 +75,158 @@ def explorer_view(run: RunResult, data, sample_id: str, model=None, show_cam: bo
     return fig
 
 
-def explorer(run: RunResult, data, model_for_subject=None, cam_default: bool = False):
+def default_sample(predictions: pd.DataFrame) -> str:
+    """The sample the explorer opens on: the most confident mistake (:func:`misclassified`, any seed),
+    else the first sample of the run."""
+    if predictions.empty:
+        raise AM3FError("the run has no predictions yet")
+    wrong = misclassified(predictions)
+    return str((wrong if len(wrong) else predictions)["sample_id"].iloc[0])
+
+
+def static_view_png(run: RunResult, data, sample_id: str, model=None, dpi: int = 100) -> bytes:
+    """PNG of :func:`explorer_view` (the figure is closed, not shown)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig = explorer_view(run, data, sample_id, model=model)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def _explorer_box():
+    import ipywidgets as w
+
+    class ExplorerBox(w.VBox):
+        """The explorer's widget. Besides the live widget view, its display carries a static picture of
+        the sample it opened on (image/png) and a stable text/plain (no memory address, nothing of the
+        machine): what GitHub and the rendered site show, where no kernel runs the widget."""
+
+        static_png = None              # () -> PNG bytes of the sample the explorer opened on
+        static_text = "am3f explorer"
+
+        def _repr_mimebundle_(self, **kwargs):
+            import base64
+
+            bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
+            if self.static_png is not None:
+                bundle["image/png"] = base64.b64encode(self.static_png()).decode("ascii")
+            bundle["text/plain"] = self.static_text
+            return bundle
+
+        def __repr__(self):
+            return self.static_text
+
+    return ExplorerBox
+
+
+class PredictedSamples:
+    """The samples a run has predictions for (one row each: dataset, subject, label), and which of
+    them some seed got wrong; what the explorer's dropdowns offer."""
+
+    def __init__(self, predictions: pd.DataFrame):
+        table = predictions.drop_duplicates("sample_id").set_index("sample_id")[["dataset", "subject", "label"]]
+        table.index = table.index.astype(str)
+        self.table = table
+        self.wrong = set(predictions.loc[predictions["label"] != predictions["pred"], "sample_id"].astype(str))
+
+    def rows(self, dataset=None, subject=None, wrong_only: bool = False) -> pd.DataFrame:
+        rows = self.table
+        if dataset is not None:
+            rows = rows[rows["dataset"] == dataset]
+        if subject is not None:
+            rows = rows[rows["subject"] == subject]
+        return rows[rows.index.isin(self.wrong)] if wrong_only else rows
+
+    def summary(self, run: RunResult, data, start: str) -> str:
+        """The explorer's stable text/plain: what a static renderer shows beside its picture."""
+        first = self.table.loc[start]
+        n_subjects = self.table.groupby("dataset")["subject"].nunique().sum()
+        return (f"am3f explorer of run {run.label!r}: {len(self.table)} predicted samples of {n_subjects} "
+                f"subject(s), {len(self.wrong)} misclassified by some seed; showing {start} "
+                f"({first['dataset']}, subject {first['subject']}, true {data.class_names[int(first['label'])]})")
+
+
+def _refill(dropdown, options) -> None:
+    # ipywidgets 8: new options leave the value as it was or None; keep it where it still fits
+    keep = dropdown.value
+    dropdown.options = options
+    dropdown.value = keep if keep in options else (options[0] if options else None)
+
+
+def explorer(run: RunResult, data, model_for_subject=None, cam_default: bool = False, sample_id: str | None = None,
+             show: bool = True):
     """ipywidgets explorer: dataset -> subject -> sample, 'misclassified only', 'Grad-CAM'.
 
-    ``model_for_subject(subject) -> model`` supplies the fold model for Grad-CAM (e.g. a cached
-    :func:`am3f.notebook.fold_model`); without it no CAM is drawn.
+    It opens on ``sample_id`` (default: :func:`default_sample`, the most confident mistake) and lists
+    only datasets, subjects and samples that have predictions in the run; 'misclassified only' keeps
+    the samples some seed got wrong. ``model_for_subject(subject) -> model`` supplies the fold model for
+    Grad-CAM (e.g. a cached :func:`am3f.runs.fold_model`); without it no CAM is drawn. ``show``:
+    display it (else only return it). Returns the widget (a VBox).
     """
     import ipywidgets as w
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    preds = run.predictions
-    seed0 = int(preds["seed"].min())
-    by_sample = preds[preds.seed == seed0].set_index("sample_id")
-    datasets = sorted(set(by_sample["dataset"]))
-    ds = w.Dropdown(options=datasets, description="dataset")
-    subj = w.Dropdown(description="subject")
-    samp = w.Dropdown(description="sample")
+    start = sample_id or default_sample(run.predictions)
+    samples = PredictedSamples(run.predictions)
+    if start not in samples.table.index:
+        raise AM3FError(f"sample {start!r} is not in this run's predictions")
+    _rows = samples.rows
+    first = samples.table.loc[start]
+    ds = w.Dropdown(options=sorted(set(samples.table["dataset"])), value=first["dataset"], description="dataset")
+    subj = w.Dropdown(options=sorted(set(_rows(first["dataset"])["subject"])), value=first["subject"],
+                      description="subject")
+    samp = w.Dropdown(options=sorted(_rows(first["dataset"], first["subject"]).index), value=start,
+                      description="sample")
     wrong = w.Checkbox(value=False, description="misclassified only")
     # CAM off at first: each new subject costs one fold of re-training
     cam = w.Checkbox(value=cam_default and model_for_subject is not None, description="CAM (LayerCAM)",
                      disabled=model_for_subject is None)
     out = w.Output()
+    busy = [False]   # while the dropdowns are refilled, their value changes draw nothing
 
-    def _samples():
-        rows = by_sample[(by_sample["dataset"] == ds.value) & (by_sample["subject"] == subj.value)]
-        if wrong.value:
-            rows = rows[rows["label"] != rows["pred"]]
-        return sorted(rows.index)
-
-    def _subjects():
-        rows = by_sample[by_sample["dataset"] == ds.value]
-        if wrong.value:
-            rows = rows[rows["label"] != rows["pred"]]
-        return sorted(set(rows["subject"]))
+    def _model(subject):
+        return model_for_subject(subject) if (cam.value and model_for_subject) else None
 
     def _draw(*_):
+        if busy[0]:
+            return
         out.clear_output(wait=True)
         with out:
             if not samp.value:
                 print("no sample matches")
                 return
-            model = model_for_subject(subj.value) if (cam.value and model_for_subject) else None
-            fig = explorer_view(run, data, samp.value, model=model)
-            plt.show(fig)
+            fig = explorer_view(run, data, samp.value, model=_model(subj.value))
+            display(fig)
+            plt.close(fig)
 
-    def _refresh_subjects(*_):
-        subj.options = _subjects()
-        _refresh_samples()
-
-    def _refresh_samples(*_):
-        samp.options = _samples()
+    def _refresh(*_):
+        if busy[0]:
+            return
+        busy[0] = True
+        try:
+            _refill(subj, sorted(set(_rows(ds.value, wrong_only=wrong.value)["subject"])))
+            _refill(samp, sorted(_rows(ds.value, subj.value, wrong.value).index))
+        finally:
+            busy[0] = False
         _draw()
 
-    ds.observe(_refresh_subjects, "value")
-    wrong.observe(_refresh_subjects, "value")
-    subj.observe(_refresh_samples, "value")
+    for widget in (ds, subj, wrong):
+        widget.observe(_refresh, "value")
     samp.observe(_draw, "value")
     cam.observe(_draw, "value")
-    _refresh_subjects()
-    ui = w.VBox([w.HBox([ds, subj, samp]), w.HBox([wrong, cam]), out])
-    display(ui)
+    ui = _explorer_box()([w.HBox([ds, subj, samp]), w.HBox([wrong, cam]), out])
+    start_model = _model(first["subject"])
+    ui.static_png = lambda: static_view_png(run, data, start, model=start_model)
+    ui.static_text = samples.summary(run, data, start)
+    _draw()
+    if show:
+        display(ui)
     return ui

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .data import CHANNELS, CLASS_NAMES, FlowDataset
+from .folds import held_out_rows
 
 # ----------------------------------------------------------------------------- methods, layers, targets
 # Methods: pytorch-grad-cam's classes, and "attention" = the model's own MSFF spatial-attention maps
@@ -78,7 +79,7 @@ def branch_names(model: nn.Module) -> list[str]:
     """Names of the layers returned by ``model.cam_target_layers()``, in that order."""
     layers = model.cam_target_layers()
     cfg = getattr(model, "cfg", None)
-    if cfg is not None and getattr(cfg, "arch", "am3f") == "am3f" and len(cfg.flows) == len(layers):
+    if cfg is not None and len(getattr(cfg, "flows", ())) == len(layers):  # one branch per flow map
         return list(cfg.flows)
     return [f"stream{i + 1}" for i in range(len(layers))]
 
@@ -389,7 +390,7 @@ def heldout_class_averaged_maps(models: dict, data: FlowDataset, max_per_class: 
     sums: dict[str, np.ndarray] = {}
     counts = np.zeros(n_classes)
     for subject, model in models.items():
-        part = data.subset(data.subjects == subject)
+        part = data.subset(held_out_rows(data, subject))
         avg = class_averaged_maps(model, part, max_per_class=max_per_class, **cam)
         n_c = np.bincount(part.labels, minlength=n_classes).astype(float)
         if max_per_class is not None:

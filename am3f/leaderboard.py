@@ -13,10 +13,15 @@ both scored at the LAST epoch. Columns:
   (:func:`am3f.audit.best_epoch_predictions`): how much of a published number that shortcut can buy;
 * **Δ vs AM3F-FlowNet**: paired on the same subjects, with interval and p;
 * parameters and training seconds per seed (summed over folds: the work of one core).
+
+The core-seconds depend on the machine: they are in ``run.json`` and in the written tables
+(``leaderboard.md`` / ``.tex`` / ``.csv``), never in what a notebook displays (:func:`for_display`),
+whose text strict nbval compares with the committed outputs on whatever machine runs it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 
@@ -28,12 +33,13 @@ from .metrics import megc_scores
 from .rundir import RunResult, as_runs, load_epoch_scores
 from .stats import compare_runs, format_delta
 from .tables import format_score, published_peers, scores_long
-from .writers import EMPTY
+from .writers import EMPTY, DisplayTable, display_table
+from .zoo import ARCHITECTURES
+
+# columns of leaderboard_table() that measure the machine, not the method: left out of what is displayed
+TIMING_COLUMNS: tuple[str, ...] = ("core-s / seed",)
 
 REFERENCE = "full"
-# display names of the architectures (am3f.zoo names)
-METHOD_NAMES = {"am3f": "AM3F-FlowNet (ours)", "ststnet": "STSTNet", "dualinception": "Dual-Inception",
-                "offapexnet": "OFF-ApexNet", "rcn": "RCN", "htnet": "HTNet", "htnet-small": "HTNet-small (reduced)"}
 
 
 def arch_of(variant: str) -> str:
@@ -49,7 +55,7 @@ def schedule_of(variant: str) -> str:
 
 def _published(arch: str) -> tuple[str, str]:
     peers = published_peers()
-    base = "htnet" if arch == "htnet-small" else arch  # the reduced HTNet has no published number of its own
+    base = ARCHITECTURES[arch].reduction_of or arch  # a declared reduction has no published number of its own
     row = peers[peers["arch"] == base]
     if row.empty or np.isnan(row["composite_uf1"].iloc[0]):
         return EMPTY, row["protocol"].iloc[0] if not row.empty else EMPTY
@@ -82,7 +88,8 @@ def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], referenc
         long = scores_long(run)
         comp = long[long.subset == "composite"].set_index("metric")
         oracle = oracle_scores(run)
-        row = {"variant": variant, "arch": arch, "method": METHOD_NAMES.get(arch, arch),
+        ids = sorted(set(run.predictions["sample_id"].astype(str)))
+        row = {"variant": variant, "arch": arch, "method": ARCHITECTURES[arch].display_name,
                "schedule": schedule_of(variant), "seeds": int(comp.loc["uf1", "n_seeds"]),
                "uf1": comp.loc["uf1", "mean"], "uf1_std": comp.loc["uf1", "std"],
                "uf1_lo": comp.loc["uf1", "ci_lo"], "uf1_hi": comp.loc["uf1", "ci_hi"],
@@ -90,6 +97,9 @@ def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], referenc
                "uar_lo": comp.loc["uar", "ci_lo"], "uar_hi": comp.loc["uar", "ci_hi"],
                "oracle_uf1": oracle[0] if oracle else np.nan, "oracle_uar": oracle[1] if oracle else np.nan,
                "parameters": run.config.get("parameters"), "seconds_per_seed": seconds_per_seed(run),
+               # the samples the scores are computed on (all of the set's for a complete run)
+               "samples": len(ids), "samples_digest": hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12],
+               "dataset_samples": run.config.get("dataset", {}).get("n_samples"),
                "complete": run.complete, "synthetic": run.synthetic,
                "uf1_text": format_score(comp.loc["uf1"]), "uar_text": format_score(comp.loc["uar"])}
         row["published"], row["published_protocol"] = _published(arch)
@@ -123,6 +133,27 @@ def leaderboard_table(runs: Mapping[str, RunResult | str | os.PathLike], referen
     return pd.DataFrame(out)
 
 
+def for_display(table: pd.DataFrame) -> DisplayTable:
+    """What notebook 09 shows of :func:`leaderboard_table`: no timing column (:data:`TIMING_COLUMNS`)
+    and no pandas index; the written tables keep every column."""
+    return display_table(table.drop(columns=[c for c in TIMING_COLUMNS if c in table.columns]))
+
+
+def samples_title(rows: pd.DataFrame) -> str:
+    """'The same 442 samples' (from the runs' predictions, not a constant): the samples every run was
+    scored on; 'The same 32 of 256 samples (partial runs)' when the runs cover only some folds."""
+    counts = sorted({int(n) for n in rows["samples"]})
+    same = rows["samples_digest"].nunique() == 1
+    text = f"The same {counts[0]}" if same else "-".join(str(n) for n in sorted({counts[0], counts[-1]}))
+    totals = sorted({int(n) for n in rows["dataset_samples"].dropna()})
+    if len(totals) == 1 and totals[0] != counts[-1]:
+        text += f" of {totals[0]}"
+    text += " samples"
+    if not rows["complete"].all():
+        text += " (partial runs)"
+    return text
+
+
 def leaderboard_figure(rows: pd.DataFrame, title: str = "", synthetic: bool = False):
     """Published vs honest vs oracle composite UF1 per method: a dot plot, honest with its interval."""
     import matplotlib.pyplot as plt
@@ -140,8 +171,10 @@ def leaderboard_figure(rows: pd.DataFrame, title: str = "", synthetic: bool = Fa
     ax.set_yticks(y, [f"{m}, {s}" for m, s in zip(rows["method"], rows["schedule"])], fontsize=8)
     ax.set_xlabel("composite UF1")
     ax.grid(axis="x", alpha=0.3)
-    # below the axes: inside it would hide the markers of whichever method sits in that corner
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-    ax.set_title(synthetic_caption(title or "The same 442 samples, one honest protocol", synthetic), fontsize=9)
+    ax.set_title(synthetic_caption(title or f"{samples_title(rows)}, one honest protocol", synthetic), fontsize=9)
     fig.tight_layout()
+    # below the figure (saved and shown with bbox_inches="tight"): inside the axes it would hide the markers
+    # of whichever method sits in that corner, and an offset in axes units overlaps the x label of a short plot
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
     return fig

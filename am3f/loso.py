@@ -6,7 +6,7 @@ to predict at the end of its fixed schedule. Per-epoch test scores may be *recor
 much epoch-picking would inflate results; nothing here ever selects by them.
 
 Work is done in groups of folds: a runner with ``groups(data)`` and ``run_group(data, folds, seed=)``
-(:class:`am3f.train.TrainRunner`) trains a group in one batched computation; any other runner
+(:class:`am3f.runner.TrainRunner`) trains a group in one batched computation; any other runner
 (``runner(train, test, seed=, fold=)``) runs one fold at a time. Groups are fixed by the data and the
 runner's configuration, so a fold's result does not depend on ``workers``, ``--folds`` shards or the
 scheduler. Three ways to execute them, all writing the same run directory from this process:
@@ -30,29 +30,15 @@ from typing import Protocol
 
 from .data import FlowDataset
 from .errors import AM3FError
+from .folds import check_fold, split_fold
 from .rundir import FoldOutput, dataset_info, fold_stem, merge_run, prepare_run_dir, write_fold
 from .utils import progress
 
-__all__ = ["FoldOutput", "FoldRunner", "check_fold", "dataset_info", "run_loso", "split_fold", "start_workers_early",
-           "usable_cores"]
+__all__ = ["FoldOutput", "FoldRunner", "dataset_info", "run_loso", "start_workers_early", "usable_cores"]
 
 
 class FoldRunner(Protocol):
     def __call__(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput: ...
-
-
-def split_fold(data: FlowDataset, subject: str) -> tuple[FlowDataset, FlowDataset]:
-    """Training set (all other subjects) and test set (this subject)."""
-    test_mask = data.subjects == subject
-    return data.subset(~test_mask), data.subset(test_mask)
-
-
-def check_fold(train: FlowDataset, test: FlowDataset, subject: str) -> None:
-    """The LOSO invariant, asserted for every fold before anything is trained."""
-    if subject in set(train.subjects.tolist()) or set(train.sample_ids.tolist()) & set(test.sample_ids.tolist()):
-        raise AssertionError(f"LOSO violated: test subject {subject} is in the training set")
-    if len(test) == 0 or set(test.subjects.tolist()) != {subject}:
-        raise AssertionError(f"LOSO fold for subject {subject} must hold exactly that subject's samples")
 
 
 def usable_cores() -> int:
@@ -74,7 +60,7 @@ def run_group(runner, data: FlowDataset, seed: int, folds: Sequence[int]) -> lis
     results = []
     for k in folds:
         t0 = time.perf_counter()
-        out = runner(*split_fold(data, data.subject_ids[k]), seed=seed, fold=k)
+        out = runner(*split_fold(data, k), seed=seed, fold=k)
         results.append((k, out, time.perf_counter() - t0))
     return results
 
@@ -148,7 +134,7 @@ def _execute(runner, data: FlowDataset, tasks: list[Task], workers: int, schedul
 
 # What every local worker imports before its first group: started once in the fork server, not per worker.
 # torch._dynamo is imported by the first optimizer a process builds (1.4 s on a 2-core machine).
-WORKER_PRELOAD = ["am3f.train", "torch._dynamo"]
+WORKER_PRELOAD = ["am3f.runner", "torch._dynamo"]
 _use_fork_server = False  # set by start_workers_early
 
 
@@ -207,12 +193,15 @@ def _execute_dask(runner, data: FlowDataset, tasks: list[Task], scheduler: str):
 # ----------------------------------------------------------------------------- the run
 def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, seeds: Sequence[int] = (0,),
              folds: Sequence[int] | None = None, config: dict | None = None, device: str = "cpu",
-             workers: int = 1, scheduler: str | None = None, show_progress: bool = True) -> Path:
+             workers: int = 1, scheduler: str | None = None, show_progress: bool = True,
+             report_resume: bool = True) -> Path:
     """Run (or resume) the LOSO folds ``folds`` x ``seeds`` into ``out``; finished folds are skipped.
 
     ``workers``: local worker processes (1: this process); ``scheduler``: the address of a Dask
     distributed scheduler instead. Returns the run directory; ``predictions.csv`` and ``run.json``
     merge every fold finished so far (from this process or others sharing the directory).
+    ``report_resume``: say how many folds were already done (notebooks turn it off: their output
+    must not depend on which notebook made the run).
     """
     out = Path(out)
     subjects = data.subject_ids
@@ -223,10 +212,10 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
 
     todo = {(s, k) for s in seeds for k in fold_ids if not (out / "folds" / f"{fold_stem(s, k)}.json").exists()}
     skipped = len(seeds) * len(fold_ids) - len(todo)
-    if skipped and show_progress:
+    if skipped and show_progress and report_resume:
         print(f"resuming {out}: {skipped} fold(s) already done, {len(todo)} to run")
     for _, k in sorted(todo):
-        check_fold(*split_fold(data, subjects[k]), subjects[k])
+        check_fold(data, k)
     if todo and hasattr(runner, "prepare"):
         runner.prepare()
     groups = runner.groups(data) if hasattr(runner, "groups") else [[k] for k in range(len(subjects))]
@@ -238,7 +227,7 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
             for k, result, wall in results:
                 if (seed, k) not in todo:
                     continue
-                train, test = split_fold(data, subjects[k])
+                train, test = split_fold(data, k)
                 write_fold(out, data, test, result, seed=seed, fold=k, subject=subjects[k], n_train=len(train),
                            wall=wall, device=device)
                 bar.update(1)

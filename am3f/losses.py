@@ -10,7 +10,7 @@ Training loss, with class priors pi estimated from the *training fold only*::
 * ``w[c] = pi_c ** (-weight_power)``, normalised so that sum_c pi_c w[c] = 1 (the average sample
   weight is 1). This is the "class-prior weighting" (our choice of form): ``weight_power = 0`` means
   no weighting (the default, since the adjustment already balances), 1 means inverse-frequency weights.
-  Both knobs live in :class:`am3f.train.TrainConfig`.
+  Both knobs live in :class:`am3f.recipe.TrainConfig`.
 * optional label smoothing, applied to the adjusted logits as in :func:`torch.nn.functional.cross_entropy`.
 """
 

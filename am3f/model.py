@@ -39,7 +39,7 @@ from .utils import config_from_dict, config_to_dict
 class ModelConfig:
     """Plain-data description of a model variant (saved in run directories and checkpoints)."""
 
-    arch: str = "am3f"  # "am3f" or "ststnet" (the peer, trained from scratch)
+    arch: str = "am3f"  # the registry name (am3f.zoo.ARCHITECTURES)
     flows: tuple[str, ...] = CHANNELS  # which maps get a branch, a subset of ("u", "v", "strain")
     widths: tuple[int, ...] = (8, 16, 32)  # channels of each branch stage (one conv block per stage)
     first_stride: int = 3  # stride of the first conv (early downsampling keeps CPU training fast)
@@ -283,7 +283,8 @@ class Head(nn.Module):
 
 # ----------------------------------------------------------------------------- model
 class AM3FFlowNet(nn.Module):
-    def __init__(self, cfg: ModelConfig = ModelConfig()):
+    def __init__(self, cfg: ModelConfig = ModelConfig(), image_size: int = 28):
+        # image_size: the registry's common signature; this model works for any input size >= 8
         super().__init__()
         if not cfg.flows or any(f not in CHANNELS for f in cfg.flows) or len(set(cfg.flows)) != len(cfg.flows):
             raise AM3FError(f"flows must be distinct names from {CHANNELS}, got {cfg.flows}")
@@ -318,29 +319,8 @@ class AM3FFlowNet(nn.Module):
         return [self.branches[f].last_conv for f in self.cfg.flows]
 
 
-class STSTNetScratch(nn.Module):
-    """The peer :class:`am3f.ststnet.STSTNet` (same layers) for training from scratch under our protocol.
-
-    The published architecture expects raw 0..255 BGR; we keep that conversion so the layers are
-    literally the published ones."""
-
-    def __init__(self, cfg: ModelConfig, image_size: int = 28):
-        super().__init__()
-        from .ststnet import STSTNet
-
-        self.cfg = cfg
-        self.net = STSTNet(n_classes=cfg.n_classes, dropout=cfg.dropout, image_size=image_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def cam_target_layers(self) -> list[nn.Module]:
-        return [self.net.bn1, self.net.bn2, self.net.bn3]
-
-
 # ----------------------------------------------------------------------------- variants
 FULL = ModelConfig()
-STSTNET = ModelConfig(arch="ststnet", dropout=0.5)
 
 # name -> (model config, overrides of the training config, one-line description)
 VARIANTS: dict[str, tuple[ModelConfig, dict, str]] = {
@@ -363,5 +343,4 @@ VARIANTS: dict[str, tuple[ModelConfig, dict, str]] = {
     "fast": (replace(FULL, sa_descriptor="mean", downsample="stride"), {},
              "mean-only spatial attention, strided-conv downsampling: ~15 % faster LOSO, no detectable accuracy "
              "difference (not the default: docs/design-choices.md, third round)"),
-    "ststnet": (STSTNET, {}, "peer STSTNet (Liong et al. 2019) trained from scratch under the same protocol"),
 }

@@ -18,18 +18,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import AM3FError
+from .recipe import parse_pretrain
 from .utils import atomic_write, publish_dir
 
 CORPUS_SEED = 1000  # not the embedded default set's seed (0): a corpus of other identities
-
-
-def parse_spec(spec: str) -> tuple[int, int]:
-    """(subjects, epochs) of ``"synthetic:<subjects>:<epochs>"``."""
-    parts = spec.split(":")
-    if len(parts) != 3 or parts[0] != "synthetic" or not parts[1].isdigit() or not parts[2].isdigit():
-        raise AM3FError(f"pretrain {spec!r}: expected 'synthetic:<subjects>:<epochs>', e.g. synthetic:200:10")
-    return int(parts[1]), int(parts[2])
 
 
 def synthetic_corpus(n_subjects: int) -> Path:
@@ -54,8 +46,8 @@ def pretrained_state(model_cfg, train_cfg, fit: Callable) -> dict[str, torch.Ten
     from .data import load_flow_dataset
     from .synth import cache_dir
 
-    n_subjects, epochs = parse_spec(train_cfg.pretrain)
-    recipe = replace(train_cfg, pretrain="", epochs=epochs, threads=1, fold_group=1)
+    n_subjects, epochs = parse_pretrain(train_cfg.pretrain)
+    recipe = replace(train_cfg, pretrain="", epochs=epochs, fold_group=1)
     key = hashlib.sha1(json.dumps([model_cfg.to_dict(), recipe.to_dict(), n_subjects, CORPUS_SEED],
                                   sort_keys=True, default=str).encode()).hexdigest()[:12]
     path = cache_dir() / "pretrained" / f"{model_cfg.arch}-{key}.pt"

@@ -6,7 +6,7 @@ order with papermill, the parameters coming from the profile; executed notebooks
 figure (PNG + PDF) and table (Markdown + LaTeX + CSV) to OUT/figures, runs to OUT/runs.
 
 Notebooks 03-08 need a LOSO run; they find the one notebook 02 made by its configuration (see
-:func:`am3f.notebook.ensure_run`).
+:func:`am3f.runs.ensure_run`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .errors import AM3FError
-from .notebook import REFERENCE_SUBDIRS, default_out_dir, repo_root
+from .notebook import REFERENCE_SUBDIRS
+from .runs import default_out_dir, repo_root
 from .writers import PER_SAMPLE_DIR
 
 NOTEBOOKS: tuple[str, ...] = (
@@ -202,8 +203,27 @@ SYNTHETIC_MARK = "SYNTHETIC"
 OUT_PLACEHOLDER = "out"
 # mime types that carry random ids or need a live kernel; their text/plain fallback is kept
 DROPPED_MIME = ("application/vnd.jupyter.widget-view+json",)
-# notebook-level metadata kept; everything else (widget state, papermill, ...) is dropped
-KEPT_NB_METADATA = ("kernelspec",)
+# Notebook-level metadata: exactly what JupyterLab 4 writes into a notebook it opens, so that opening a
+# committed notebook changes nothing (no dirty flag, no autosave, no `git status` noise). When a
+# notebook's kernel starts, JupyterLab's NotebookPanel sets ``kernelspec`` to {name, display_name,
+# language} of the kernel spec the server lists (_updateSpec) and ``language_info`` to the
+# ``language_info`` of the kernel's kernel_info reply (_updateLanguage); YNotebook.setMetadata does
+# nothing for a deep-equal value, so the notebook is marked dirty only when the stored value differs.
+# Everything else (widget state, papermill, execution timestamps, ...) is dropped.
+KEPT_NB_METADATA = ("kernelspec", "language_info")
+# the kernel spec ipykernel installs (`jupyter kernelspec list`), as JupyterLab writes it
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+# ipykernel's kernel_info reply without its "version". The version (Python's, e.g. "3.11.7") is kept
+# as the executing kernel reported it: JupyterLab writes the version of whatever kernel it starts, so
+# leaving it out (or rounding it to "3.11") would make EVERY open rewrite the file, whereas keeping it
+# makes an open in the environment that made the outputs change nothing, and one on another Python
+# patch release change that one line only. It also records which Python computed the outputs.
+# (nbval does not compare metadata, so strict nbval does not depend on it.)
+LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                 "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                 "pygments_lexer": "ipython3"}
+# JupyterLab 4 saves nbformat 4.5 (it raises an older minor to 5): cells carry ids, which it keeps
+NBFORMAT_MINOR = 5
 # cell-level metadata kept (tags carry the `parameters` cell and nbval's per-cell markers)
 KEPT_CELL_METADATA = ("tags", "nbval")
 
@@ -211,7 +231,7 @@ KEPT_CELL_METADATA = ("tags", "nbval")
 def kernel_env(out_dir: str | os.PathLike, base: dict | None = None) -> dict:
     """The environment of a kernel that makes the committed outputs (or checks them under nbval)."""
     from .data import DATA_ENV
-    from .notebook import OUT_ENV
+    from .runs import OUT_ENV
 
     env = dict(os.environ if base is None else base)
     env.pop(DATA_ENV, None)                 # data_root "" -> the embedded synthetic set (shared_dir "" -> none)
@@ -235,9 +255,18 @@ def _replace(text, replacements: Sequence[tuple[str, str]]):
 
 def normalise(nb, replacements: Sequence[tuple[str, str]] = ()):
     """Strip what varies between executions of unchanged code; ``replacements`` (old, new) are applied
-    to every text output (e.g. the temporary output folder -> ``out``). Returns ``nb`` (changed in place)."""
-    nb.metadata = type(nb.metadata)({k: v for k, v in nb.metadata.items() if k in KEPT_NB_METADATA})
-    nb.metadata["language_info"] = {"name": "python"}       # not the kernel's exact Python version
+    to every text output (e.g. the temporary output folder -> ``out``). The notebook's metadata becomes
+    what JupyterLab writes on open (:data:`KERNELSPEC`, :data:`LANGUAGE_INFO` + the kernel's Python
+    version). Returns ``nb`` (changed in place)."""
+    from nbformat import from_dict
+
+    version = (nb.metadata.get("language_info") or {}).get("version")   # the executing kernel's (nbclient)
+    nb.metadata = from_dict({"kernelspec": KERNELSPEC,
+                             "language_info": {**LANGUAGE_INFO, **({"version": version} if version else {})}})
+    if nb.nbformat_minor < NBFORMAT_MINOR:
+        nb.nbformat_minor = NBFORMAT_MINOR
+        for i, cell in enumerate(nb.cells):
+            cell.setdefault("id", f"cell-{i}")
     for cell in nb.cells:
         cell.metadata = type(cell.metadata)({k: v for k, v in cell.metadata.items() if k in KEPT_CELL_METADATA})
         if cell.cell_type != "code":

@@ -1,15 +1,12 @@
-"""Small shared helpers: device choice, seeding, progress bars, atomic file writes, config parsing."""
+"""Small shared helpers: device choice, progress bars, atomic file writes, config parsing."""
 
 from __future__ import annotations
 
 import os
-import random
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
-
-import numpy as np
 
 T = TypeVar("T")
 
@@ -25,14 +22,6 @@ def pick_device(requested: str = "auto") -> torch.device:  # noqa: F821
 
         raise AM3FError(f"device {requested!r} requested but CUDA is not available")
     return torch.device(requested)
-
-
-def seed_everything(seed: int) -> None:
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def progress(iterable: Iterable[T] | None = None, **kwargs) -> tqdm:  # noqa: F821

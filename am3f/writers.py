@@ -37,6 +37,27 @@ def to_markdown(df: pd.DataFrame, caption: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+class DisplayTable:
+    """A table as a notebook shows it: the DataFrame without its pandas index (a row number 0, 1, 2 is
+    no column of a results table), as HTML (JupyterLab, GitHub, the rendered site) and as aligned text
+    (text/plain, which strict nbval compares). ``display(display_table(df))``."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.df = df
+
+    def _repr_html_(self) -> str:
+        return self.df.to_html(index=False, notebook=True, na_rep=EMPTY)
+
+    def __repr__(self) -> str:
+        # wrapped at the notebook's display width, like a DataFrame's own repr
+        return self.df.to_string(index=False, na_rep=EMPTY, line_width=pd.get_option("display.width"))
+
+
+def display_table(df: pd.DataFrame) -> DisplayTable:
+    """What a notebook displays for a table (see :class:`DisplayTable`)."""
+    return DisplayTable(df)
+
+
 _LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                   "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
                   "±": r"$\pm$", "—": "---", "Δ": r"$\Delta$", "–": "--"}

@@ -38,10 +38,11 @@ import torch
 
 from am3f.data import load_dataset
 from am3f.development import dev_subjects, holdout_subjects
-from am3f.loso import run_loso, start_workers_early, usable_cores
+from am3f.loso import start_workers_early, usable_cores
 from am3f.metrics import megc_scores, summarize
+from am3f.recipe import resolve_variant
 from am3f.rundir import merge_run
-from am3f.train import TrainRunner, resolve_variant
+from am3f.runs import run_config, start_run
 from am3f.utils import pick_device
 from am3f.zoo import build_model, count_parameters
 
@@ -98,14 +99,14 @@ def train_flops_per_sample(variant: str, image_size: int = 28, batch: int = 64) 
 
 def seed_work(data, train_cfg, folds: list[int]) -> tuple[int, int]:
     """(training sample-steps, evaluated test samples incl. the per-epoch audit and the mirror) of one seed."""
-    from am3f.train import epoch_steps
+    from am3f.folds import fold_rows
 
     steps = evals = 0
     for k in folds:
-        test = int((data.subjects == data.subject_ids[k]).sum())
-        bs, per_epoch = epoch_steps(len(data) - test, train_cfg)
+        train, test = fold_rows(data, k)
+        bs, per_epoch = train_cfg.epoch_steps(len(train))
         steps += train_cfg.epochs * per_epoch * bs
-        evals += (train_cfg.epochs + 1) * test * (2 if train_cfg.tta_flip else 1)
+        evals += (train_cfg.epochs + 1) * len(test) * (2 if train_cfg.tta_flip else 1)
     return steps, evals
 
 
@@ -114,7 +115,6 @@ def run_speed(args: argparse.Namespace) -> int:
 
     from am3f.data import parse_index_ranges
     from am3f.metrics import megc_scores
-    from am3f.train import loso_config
 
     start_workers_early(2)  # as `am3f loso` does: the 2-worker path finds its workers' fork server ready
     data = load_dataset(args.data)
@@ -135,9 +135,9 @@ def run_speed(args: argparse.Namespace) -> int:
             steps, evals = seed_work(data, train_cfg, folds)
             flops = steps * train_flops + evals * fwd_flops
             t0 = time.perf_counter()
-            run = run_loso(data, TrainRunner(model_cfg, train_cfg), Path(tmp) / label.replace(" ", "_"),
-                           seeds=[seed], folds=folds, config=loso_config(data, args.variant, **overrides),
-                           workers=workers, show_progress=False)
+            run = start_run(data, run_config(data, variant=args.variant, **overrides),
+                            Path(tmp) / label.replace(" ", "_"), seeds=[seed], folds=folds, workers=workers,
+                            show_progress=False)
             walls[label] = wall = time.perf_counter() - t0
             preds = merge_run(run)
             uf1 = megc_scores(preds["label"], preds["pred"])["uf1"]
@@ -154,17 +154,14 @@ def run_speed(args: argparse.Namespace) -> int:
 def run_paths(args: argparse.Namespace) -> int:
     """The sequential and the batched path, same seeds, compared paired on the same subjects."""
     from am3f.stats import compare_runs, format_comparison
-    from am3f.train import loso_config
 
     data = load_dataset(args.data)
     runs = {}
     for label, overrides in (("sequential", {"fold_group": 1}), ("batched", {})):
-        model_cfg, train_cfg = resolve_variant(args.variant, **overrides)
         run = Path(args.runs) / f"paths-{args.variant}-{label}"
         t0 = time.perf_counter()
-        run_loso(data, TrainRunner(model_cfg, train_cfg), run, seeds=args.seeds,
-                 config=loso_config(data, args.variant, **overrides), workers=usable_cores(),
-                 show_progress=sys.stderr.isatty())
+        start_run(data, run_config(data, variant=args.variant, **overrides), run, seeds=args.seeds,
+                  workers=usable_cores(), show_progress=sys.stderr.isatty())
         runs[label] = run
         comp = summarize(merge_run(run))["subsets"]["composite"]
         print(f"{label:<11} seeds {args.seeds}: composite UF1 {comp['uf1']['mean']:.4f} ± {comp['uf1']['std']:.4f}, "
@@ -223,16 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         run = Path(args.runs) / run_name
         if args.fresh and run.exists():
             shutil.rmtree(run)
-        config = {"kind": "loso", "model": name, "variant": variant, "model_config": model_cfg.to_dict(),
-                  "train_config": train_cfg.to_dict(), "parameters": n_params}
+        config = run_config(data, variant=variant)
         print(f"== {name} (variant {variant}): {n_params:,} parameters -> {run}")
         print("   train config: " + json.dumps(train_cfg.to_dict()))
         walls = {}
         for seed in args.seeds:
             t0 = time.perf_counter()
-            run_loso(data, TrainRunner(model_cfg, train_cfg, device), run, seeds=[seed], folds=folds,
-                     config=config, device=str(device), show_progress=sys.stderr.isatty(),
-                     workers=1 if device.type == "cuda" else usable_cores())
+            start_run(data, config, run, seeds=[seed], folds=folds, device=device, show_progress=sys.stderr.isatty(),
+                      workers=1 if device.type == "cuda" else usable_cores())
             walls[seed] = time.perf_counter() - t0
             per_fold = walls[seed] / len(folds or data.subject_ids)
             print(f"   seed {seed}: {walls[seed]:.1f} s wall ({per_fold:.2f} s/fold, "

@@ -30,8 +30,8 @@ import numpy as np
 from am3f.data import load_dataset
 from am3f.development import dev_cv, dev_subjects
 from am3f.loso import usable_cores
+from am3f.recipe import resolve_variant
 from am3f.stats import compare_predictions
-from am3f.train import resolve_variant
 
 # name -> (model-config overrides, training-config overrides); all relative to the `full` variant
 CANDIDATES: dict[str, tuple[dict, dict]] = {
@@ -76,21 +76,20 @@ def run_final(args: argparse.Namespace, data) -> int:
     from pathlib import Path
 
     from am3f.development import holdout_subjects
-    from am3f.loso import run_loso
     from am3f.metrics import megc_scores
     from am3f.rundir import merge_run
-    from am3f.train import TrainRunner, loso_config
+    from am3f.runs import run_config, start_run
 
     untouched = set(map(str, holdout_subjects(data)))
     print(f"final check: full LOSO, seeds {args.seeds}; untouched half = {len(untouched)} subjects", flush=True)
     preds = {}
     for name in [args.baseline] + [c for c in args.candidates if c != args.baseline]:
         model_cfg, train_cfg = configs(name)
-        config = loso_config(data, "full")
+        config = run_config(data, variant="full")
         config.update(model_config=model_cfg.to_dict(), train_config=train_cfg.to_dict(), candidate=name)
         t0 = time.perf_counter()
-        run = run_loso(data, TrainRunner(model_cfg, train_cfg), Path(args.runs) / name, seeds=args.seeds,
-                       config=json.loads(json.dumps(config)), workers=args.workers, show_progress=False)
+        run = start_run(data, json.loads(json.dumps(config)), Path(args.runs) / name, seeds=args.seeds,
+                        workers=args.workers, show_progress=False)
         p = preds[name] = merge_run(run)
         half = p[p["subject"].astype(str).isin(untouched)]
         text = f"{name:<18}"

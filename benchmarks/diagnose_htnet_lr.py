@@ -16,7 +16,7 @@ import time
 from am3f.data import load_flow_dataset
 from am3f.development import dev_cv
 from am3f.loso import usable_cores
-from am3f.train import resolve_variant
+from am3f.recipe import resolve_variant
 
 
 def main(argv: list[str] | None = None) -> int:

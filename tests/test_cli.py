@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from am3f.cli import build_parser, main
-from am3f.ststnet import STSTNet
+from am3f.peers.ststnet import STSTNet
 
 
 @pytest.fixture

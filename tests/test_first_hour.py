@@ -86,7 +86,7 @@ def test_notebook_setup_never_looks_for_shared_data_by_itself(monkeypatch, tmp_p
 
 
 def test_list_style_seeds_from_papermill():
-    from am3f.notebook import parse_seeds
+    from am3f.runs import parse_seeds
 
     for given in ("[0, 1, 2]", "0 1 2", "0,1,2", [0, 1, 2]):
         assert parse_seeds(given) == [0, 1, 2]

@@ -6,7 +6,8 @@ import pytest
 
 from am3f.data import load_flow_dataset
 from am3f.errors import AM3FError
-from am3f.loso import FoldOutput, run_loso, split_fold
+from am3f.folds import fold_of, split_fold
+from am3f.loso import FoldOutput, run_loso
 from am3f.metrics import summarize
 from am3f.rundir import merge_run
 
@@ -31,7 +32,7 @@ class MeanColourRunner:
 
 def test_split_fold_keeps_subject_out(fake_composite):
     data = load_flow_dataset(fake_composite)
-    train, test = split_fold(data, "sub02")
+    train, test = split_fold(data, fold_of(data, "sub02"))
     assert set(test.subjects) == {"sub02"} and "sub02" not in set(train.subjects)
     assert len(train) + len(test) == len(data)
 
@@ -86,10 +87,12 @@ def test_rerun_with_other_config_is_refused(fake_composite, tmp_path):
 
 
 def test_runner_that_leaks_the_test_subject_is_caught(fake_composite, tmp_path, monkeypatch):
-    import am3f.loso as loso
+    import am3f.folds as folds
 
     data = load_flow_dataset(fake_composite)
-    monkeypatch.setattr(loso, "split_fold", lambda d, subject: (d, d.subset(d.subjects == subject)))
+    # a split that trains on every row, the held-out subject's included
+    leaky = lambda d, k: (np.arange(len(d)), np.flatnonzero(d.subjects == d.subject_ids[k]))
+    monkeypatch.setattr(folds, "fold_rows", leaky)
     runner = MeanColourRunner()
     with pytest.raises(AssertionError, match="LOSO violated"):
         run_loso(data, runner, tmp_path / "run", show_progress=False)

@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -41,6 +42,47 @@ def test_committed_outputs_are_synthetic_and_name_no_real_data(name):
     assert counts == list(range(1, len(counts) + 1)), f"{name}: not executed top to bottom in one go"
 
 
+# what measures the machine rather than the code: a slower machine gives other numbers, and strict
+# nbval would fail (core-seconds per seed, wall times, durations, rates)
+TIMING = re.compile(r"core-s|\bs\s*/\s*(seed|fold|epoch)\b|\bseconds?\b|\bwall\b|\belapsed\b|"
+                    r"\b\d+(\.\d+)?\s?(s|ms|min)\b(?![-\w])|\bit/s\b", re.I)
+
+
+def timing_problems(nb, name: str) -> list[str]:
+    """Outputs that strict nbval compares (cells without an nbval-ignore-output / skip tag) and that
+    show a timing."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        tags = cell.metadata.get("tags", [])
+        if cell.cell_type != "code" or {"nbval-ignore-output", "nbval-skip"} & set(tags):
+            continue
+        for out in cell.get("outputs", []):
+            texts = [out.text] if out.output_type == "stream" else [
+                "".join(v) if isinstance(v, list) else v for k, v in out.get("data", {}).items()
+                if k.startswith("text/")]
+            for text in texts:
+                for line in text.splitlines():
+                    if TIMING.search(line):
+                        problems.append(f"{name} cell {i}: {line.strip()[:120]}")
+    return problems
+
+
+@pytest.mark.parametrize("name", reproduce.NOTEBOOKS)
+def test_compared_outputs_show_no_timings(name):
+    """Timings and core-seconds live in run.json and the written tables, not in checked outputs."""
+    assert timing_problems(_read(name), name) == []
+
+
+def test_timing_check_catches_core_seconds():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("display(table)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "Params core-s / seed\n1,683  0"}),
+                    nbformat.v4.new_output("stream", name="stdout", text="fold 3 took 12.5 s\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="composite 32 0.7258 [0.694, 0.775] 1.0x\n")]
+    nb.cells = [cell]
+    assert len(timing_problems(nb, "nb")) == 2
+
+
 def test_output_checks_catch_real_data():
     nb = nbformat.v4.new_notebook()
     cell = nbformat.v4.new_code_cell("x")
@@ -57,13 +99,54 @@ def test_committed_notebooks_are_normalised(name):
     """No execution timestamps, durations, kernel versions or widget ids: re-normalising changes nothing."""
     text = (NOTEBOOK_DIR / f"{name}.ipynb").read_text()
     nb = nbformat.reads(text, as_version=4)
-    assert set(nb.metadata) == {"kernelspec", "language_info"} and nb.metadata.language_info == {"name": "python"}
+    assert set(nb.metadata) == {"kernelspec", "language_info"}
     for cell in nb.cells:
         assert set(cell.metadata) <= set(reproduce.KEPT_CELL_METADATA), cell.metadata
         for out in cell.get("outputs", []):
             assert not set(out.get("data", {})) & set(reproduce.DROPPED_MIME)
             assert "transient" not in out.get("metadata", {})
     assert nbformat.writes(reproduce.normalise(nb)) + "\n" == text
+
+
+def _kernel_info_language_info() -> dict:
+    """What the python3 kernel answers to kernel_info (what JupyterLab writes as language_info)."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return kc.kernel_info(reply=True, timeout=60)["content"]["language_info"]
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_normalised_metadata_is_what_jupyterlab_writes_on_open():
+    """JupyterLab 4, when it opens a notebook and starts its kernel, sets kernelspec to the kernel spec
+    the server lists and language_info to the kernel's kernel_info reply (it marks the notebook dirty,
+    and autosave rewrites it, only when they differ from the stored ones)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert reproduce.KERNELSPEC == {"name": "python3", "display_name": spec.display_name, "language": spec.language}
+    info = _kernel_info_language_info()
+    assert info == {**reproduce.LANGUAGE_INFO, "version": platform.python_version()}
+
+
+def test_committed_notebook_metadata_is_what_jupyterlab_writes():
+    """Opening a committed notebook in JupyterLab leaves it clean: its metadata already is what
+    JupyterLab would write (see am3f.reproduce.KERNELSPEC); all made by one kernel (one Python)."""
+    versions = set()
+    for name in reproduce.NOTEBOOKS:
+        nb = _read(name)
+        assert (nb.nbformat, nb.nbformat_minor) == (4, reproduce.NBFORMAT_MINOR), name
+        assert all(cell.get("id") for cell in nb.cells), f"{name}: a cell without an id"
+        assert dict(nb.metadata.kernelspec) == reproduce.KERNELSPEC, (name, nb.metadata.kernelspec)
+        info = dict(nb.metadata.language_info)
+        version = info.pop("version", "")
+        assert info == reproduce.LANGUAGE_INFO, (name, nb.metadata.language_info)
+        assert re.fullmatch(r"3\.\d+\.\d+\w*", version), (name, version)
+        versions.add(version)
+    assert len(versions) == 1, f"notebooks executed by different Pythons: {versions}"
 
 
 def test_notebooks_stay_small():
@@ -127,6 +210,9 @@ def test_reexecution_without_code_change_is_byte_identical(tmp_path, monkeypatch
     second = nbformat.writes(reproduce.execute_notebook(path, tmp_path / "run2" / "out"))
     assert first == second
     assert "SYNTHETIC out/figures None" in first and "run1" not in first
+    # the metadata JupyterLab would write on open: the kernel's own Python version included
+    language_info = {**reproduce.LANGUAGE_INFO, "version": platform.python_version()}
+    assert nbformat.reads(first, 4).metadata == {"kernelspec": reproduce.KERNELSPEC, "language_info": language_info}
     assert reproduce.output_problems(nbformat.reads(first, 4), "tiny") == []
 
 

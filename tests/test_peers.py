@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from am3f.peers import AUTHORS_RECIPES
 from am3f.peers.htnet import region_mosaic
-from am3f.train import DEFAULT_TRAIN, TrainConfig, fit, predict, resolve_variant
+from am3f.recipe import DEFAULT_TRAIN, TrainConfig, resolve_variant
+from am3f.train import fit, predict
 from am3f.zoo import ARCHITECTURES, PEER_VARIANTS, build_model, count_parameters, get_variant, model_config_from_dict
 
 PEERS = ["dualinception", "offapexnet", "rcn", "htnet", "htnet-small"]
@@ -144,9 +145,11 @@ def test_htnet_input_equals_the_authors_preprocessing(composite_dir):
 
 # ----------------------------------------------------------------------------- registry and recipes
 def test_registry_covers_every_architecture():
-    from am3f.cli import MODEL_NAMES
+    from am3f.cli import build_parser
 
-    assert tuple(ARCHITECTURES) == MODEL_NAMES
+    loso = build_parser()._subparsers._group_actions[0].choices["loso"]
+    model_option = next(a for a in loso._actions if "--model" in a.option_strings)
+    assert tuple(model_option.choices) == tuple(ARCHITECTURES)  # the CLI's choices are the registry's names
     for name, spec in ARCHITECTURES.items():
         assert spec.config.arch == name
         assert spec.default_variant == spec.variants[0]
@@ -189,7 +192,7 @@ def test_authors_recipes_as_published():
     assert r["offapexnet"] == ("adam", 1e-4, 3000, 64)
     assert r["rcn"] == ("sgd", 5e-4, 20, 64) and AUTHORS_RECIPES["rcn"]["nesterov"] is False
     assert r["htnet"] == ("adam", 5e-5, 800, 256)
-    assert set(PEER_VARIANTS) == {n for p in PEERS for n in (p, f"{p}-authors")}
+    assert set(PEER_VARIANTS) == {n for p in PEERS for n in (p, f"{p}-authors")} | {"ststnet"}
 
 
 def test_train_config_records_every_field():
@@ -306,7 +309,7 @@ def test_loso_takes_every_peer_with_its_own_variant(tmp_path, capsys):
     assert cfg["variant"] == "rcn" and cfg["model_config"]["arch"] == "rcn" and cfg["parameters"] == 15_331
     assert main(["loso", "--model", "rcn", "--variant", "htnet-authors", "--data", str(root),
                  "--out", str(tmp_path / "bad"), "--folds", "0", "--epochs", "1"]) == 2
-    assert "use --model htnet" in capsys.readouterr().err
+    assert "variant 'htnet-authors' is of model 'htnet'" in capsys.readouterr().err
 
 
 def test_peer_checkpoint_round_trip(tmp_path):

@@ -57,7 +57,9 @@ RULES = [
     Rule(r"^am3f evaluate-weights .*ststnet-reference", needs_real_data=True),
     Rule(r"^am3f score runs/ststnet-published$", needs_real_data=True, expect="0.7209"),
     Rule(r"^am3f compare runs/no_mofrw runs/ststnet-scratch$", expect="UF1"),
-    Rule(r"^am3f reproduce --profile full ", skip="about an hour; the quick profile runs the same notebooks"),
+    Rule(r"^am3f reproduce --profile full ", skip="about 52 minutes; the quick profile runs the same notebooks"),
+    Rule(r"^am3f reproduce --profile leaderboard ",
+         skip="about 98 minutes; the quick profile runs notebook 09 on the synthetic set"),
     Rule(r"^mkdir -p out && papermill notebooks/02_train_loso\.ipynb ", needs_real_data=True),
     Rule(r"^am3f flow onset\.jpg apex\.jpg ", needs_real_data=True),
     Rule(r"^am3f flow pair\.gif ", needs_real_data=True),
@@ -81,6 +83,126 @@ def readme_commands() -> list[str]:
             if cmd:
                 cmds.append(cmd)
     return cmds
+
+
+# ----------------------------------------------------------------------------- what the README states
+# The README describes the reproduction profiles and the notebooks in tables; these tests hold those
+# tables (and the prose next to them) to the code, so a change of am3f.reproduce.PROFILES or of
+# notebooks/ that the README does not follow fails here.
+NUMBER_WORDS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+PROVENANCE = REPO / "figures" / "PROVENANCE.md"
+
+
+def _count(word: str) -> int:
+    return int(word) if word.isdigit() else NUMBER_WORDS[word.lower()]
+
+
+def _range(cell: str) -> list[int]:
+    """'0-4' -> [0, 1, 2, 3, 4]; '7' -> [7] (hyphen or en dash)."""
+    m = re.fullmatch(r"(\d+)(?:\s*[-–]\s*(\d+))?", cell.strip())
+    assert m, f"not a number or a range: {cell!r}"
+    return list(range(int(m[1]), int(m[2] or m[1]) + 1))
+
+
+def readme_table(first_header: str) -> list[dict[str, str]]:
+    """Rows of the README's Markdown table whose first column is headed ``first_header``."""
+    lines = README.read_text().splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_header and i + 1 < len(lines) \
+                and lines[i + 1].startswith("| ---"):
+            rows = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                rows.append(dict(zip(cells, (c.strip() for c in row.strip().strip("|").split("|")))))
+            found.append(rows)
+    assert len(found) == 1, f"README: {len(found)} tables headed {first_header!r}, expected one"
+    return found[0]
+
+
+def readme_sections() -> list[str]:
+    return re.split(r"^#+ ", README.read_text(), flags=re.M)
+
+
+def notebook_files() -> list[str]:
+    return [p.stem for p in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+
+
+def _declared_epochs() -> int:
+    try:
+        from am3f.recipe import TrainConfig
+    except ImportError:  # before the recipe had a module of its own
+        from am3f.train import TrainConfig
+    return TrainConfig().epochs
+
+
+def test_readme_profile_table_matches_the_code():
+    rows = {r["profile"].strip("`"): r for r in readme_table("profile")}
+    assert set(rows) == set(reproduce.PROFILES), "one README row per profile of am3f.reproduce.PROFILES"
+    for name, p in reproduce.PROFILES.items():
+        row, where = rows[name], f"README, profile {name!r}"
+        runs = p.get("notebooks", reproduce.NOTEBOOKS)
+        assert _range(row["notebooks"]) == [int(n[:2]) for n in runs], f"{where}: notebooks"
+        seeds = row["seeds"]
+        assert _range(re.match(r"[\d\s\-–]+", seeds).group()) == list(p["seeds"]), f"{where}: seeds"
+        fewer = {k: _range(v) for k, v in re.findall(r"`([\w.-]+)`: ([\d\-–]+)", seeds)}
+        assert fewer == {k: list(v) for k, v in p.get("variant_seeds", {}).items()}, f"{where}: per-variant seeds"
+        if p["folds"]:
+            assert row["folds"] == p["folds"], f"{where}: folds"
+        else:
+            assert row["folds"].startswith("all"), f"{where}: every fold"
+        if p["epochs"]:
+            assert row["epochs"] == str(p["epochs"]), f"{where}: epochs"
+        else:  # 0 = the declared schedule
+            assert "declared" in row["epochs"] and str(_declared_epochs()) in row["epochs"], f"{where}: epochs"
+        named = set(re.findall(r"`([\w.-]+)`", row["what it trains"]))
+        if name == "full":  # 15 entries: the main model, its ablation variants, STSTNet
+            ablations = [v for v in p["variants"] if v not in ("full", "ststnet")]
+            m = re.search(r"\b(\w+) ablation variants", row["what it trains"])
+            assert m and _count(m[1]) == len(ablations), f"{where}: number of ablation variants"
+            assert ("STSTNet" in row["what it trains"]) == ("ststnet" in p["variants"]), where
+            assert named <= set(p["variants"]), f"{where}: names no variant of the profile"
+        else:
+            assert named == set(p.get("variants", [])) | set(p.get("leaderboard", [])), f"{where}: what it trains"
+
+
+def test_readme_profile_times_match_the_provenance():
+    """The wall times the README gives are the measured ones of figures/PROVENANCE.md."""
+    prov = PROVENANCE.read_text()
+    rows = {r["profile"].strip("`"): r for r in readme_table("profile")}
+    full = float(re.search(r"Wall time of the `full` profile, from scratch: [\d,]+ s \(([\d.]+) min\)", prov)[1])
+    board = int(re.search(r"Wall time of the `leaderboard` profile, from scratch: about (\d+) min", prov)[1])
+    for name, minutes in (("full", round(full)), ("leaderboard", board)):
+        m = re.search(r"about (\d+) min", rows[name]["time on 2 CPU cores"])
+        assert m and int(m[1]) == minutes, f"README, profile {name!r}: time (PROVENANCE: {minutes} min)"
+
+
+def test_readme_prose_about_the_full_profile_states_its_seeds():
+    """Any section that mentions the full profile and says "N seeds" says the profile's number."""
+    n = len(reproduce.PROFILES["full"]["seeds"])
+    for section in readme_sections():
+        if re.search(r"--profile full|`full` profile", section):
+            for word in re.findall(r"\b(\d+|" + "|".join(NUMBER_WORDS) + r")\s+seeds?\b", section, re.I):
+                assert _count(word) == n, f"README section {section.splitlines()[0]!r}: {word} seed(s), " \
+                                          f"the full profile has {n}"
+
+
+def test_readme_notebook_table_lists_every_notebook():
+    assert list(reproduce.NOTEBOOKS) == notebook_files(), "am3f.reproduce.NOTEBOOKS vs notebooks/*.ipynb"
+    assert [r["notebook"].strip("`") for r in readme_table("notebook")] == notebook_files()
+
+
+def test_readme_layout_states_the_notebook_count_and_range():
+    files = notebook_files()
+    m = re.search(r"^notebooks/\s+(\w+) notebooks, (\d\d)[-–](\d\d)\b", README.read_text(), re.M)
+    assert m, "README layout: 'notebooks/   N notebooks, 00-NN'"
+    assert _count(m[1]) == len(files), f"README layout: {m[1]} notebooks, notebooks/ holds {len(files)}"
+    assert (m[2], m[3]) == (files[0][:2], files[-1][:2]), "README layout: notebook range"
+    for lo, hi in re.findall(r"notebooks? (\d\d)[-–](\d\d)\b", README.read_text()):
+        assert int(hi) <= int(files[-1][:2]), f"README names notebooks {lo}-{hi}; the last is {files[-1]}"
 
 
 def small_version(cmd: str, rule: Rule, shared: Path) -> str:

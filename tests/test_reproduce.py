@@ -8,9 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from am3f import notebook, reproduce
+from am3f import reproduce, runs
 from am3f.cli import main
 from am3f.data import load_flow_dataset
+from am3f.errors import AM3FError
 
 from conftest import REPO, write_fake_composite
 
@@ -64,12 +65,12 @@ def test_profile_parameters_only_declared_names():
 
 
 def test_default_outputs_go_to_ignored_out_folder(monkeypatch):
-    monkeypatch.delenv(notebook.OUT_ENV, raising=False)
-    assert notebook.default_out_dir() == REPO / "out"
+    monkeypatch.delenv(runs.OUT_ENV, raising=False)
+    assert runs.default_out_dir() == REPO / "out"
     ignored = (REPO / ".gitignore").read_text().split()
     assert "/out/" in ignored or "out/" in ignored
-    monkeypatch.setenv(notebook.OUT_ENV, "/tmp/somewhere")
-    assert notebook.default_out_dir() == Path("/tmp/somewhere")
+    monkeypatch.setenv(runs.OUT_ENV, "/tmp/somewhere")
+    assert runs.default_out_dir() == Path("/tmp/somewhere")
 
 
 @pytest.fixture
@@ -81,35 +82,35 @@ def tiny_data(tmp_path):
 
 def test_ensure_run_reuses_by_configuration(tiny_data, tmp_path):
     kw = dict(runs_dir=tmp_path / "runs", seeds=[0], folds="0", epochs=1, device="cpu", show_progress=False)
-    first = notebook.ensure_run(tiny_data, "", **kw)
+    first = runs.ensure_run(tiny_data, "", **kw)
     stamp = (first / "folds" / "s0_f000.json").stat().st_mtime_ns
-    again = notebook.ensure_run(tiny_data, "", **kw)
+    again = runs.ensure_run(tiny_data, "", **kw)
     assert again == first and (first / "folds" / "s0_f000.json").stat().st_mtime_ns == stamp
     assert first.name.startswith("full-")
-    other = notebook.ensure_run(tiny_data, "", **{**kw, "epochs": 2})
+    other = runs.ensure_run(tiny_data, "", **{**kw, "epochs": 2})
     assert other != first
     config = json.loads((first / "config.json").read_text())
     assert config["variant"] == "full" and config["train_config"]["epochs"] == 1
     # an explicit run_dir is used as given, and extended with more folds
-    explicit = notebook.ensure_run(tiny_data, first, **{**kw, "folds": "0-1"})
+    explicit = runs.ensure_run(tiny_data, first, **{**kw, "folds": "0-1"})
     assert explicit == first and (first / "folds" / "s0_f001.json").exists()
     # a run made with other settings (e.g. by `am3f loso`) is used as it is, never extended
-    untouched = notebook.ensure_run(tiny_data, other, **{**kw, "folds": "0-2"})
+    untouched = runs.ensure_run(tiny_data, other, **{**kw, "folds": "0-2"})
     assert untouched == other and not (other / "folds" / "s0_f002.json").exists()
     # fold models are re-fitted once, then loaded from the run's cache
-    model = notebook.fold_model(first, tiny_data, tiny_data.subject_ids[0])
-    assert (first / "models" / f"s0_{tiny_data.subject_ids[0]}.pt").is_file()
-    again_model = notebook.fold_model(first, tiny_data, tiny_data.subject_ids[0])
+    model = runs.fold_model(first, tiny_data, tiny_data.subject_ids[0])
+    assert (first / "fold-models" / f"s0_{tiny_data.subject_ids[0]}.pt").is_file()
+    again_model = runs.fold_model(first, tiny_data, tiny_data.subject_ids[0])
     for a, b in zip(model.state_dict().values(), again_model.state_dict().values()):
         assert (a == b).all()
 
 
 def test_config_hash_ignores_where_the_data_lives(tiny_data):
-    a = notebook.run_config(tiny_data, variant="full", epochs=1)
+    a = runs.run_config(tiny_data, variant="full", epochs=1)
     b = json.loads(json.dumps(a))
     b["dataset"]["root"] = "/elsewhere"
-    assert notebook.config_hash(a) == notebook.config_hash(b)
-    assert notebook.config_hash(a) != notebook.config_hash(notebook.run_config(tiny_data, variant="u", epochs=1))
+    assert runs.config_hash(a) == runs.config_hash(b)
+    assert runs.config_hash(a) != runs.config_hash(runs.run_config(tiny_data, variant="u", epochs=1))
 
 
 def _tiny_notebook(path: Path, body: str) -> None:
@@ -164,17 +165,23 @@ def test_reproduce_rejects_unknown_notebook_and_profile(tmp_path, capsys):
 
 
 def test_execution_settings_do_not_split_runs(tiny_data, tmp_path):
-    a = notebook.run_config(tiny_data, variant="full", epochs=1)
+    a = runs.run_config(tiny_data, variant="full", epochs=1)
     b = json.loads(json.dumps(a))
-    b["train_config"]["threads"] = a["train_config"]["threads"] + 1
-    assert notebook.config_hash(a) == notebook.config_hash(b)
+    assert "threads" not in a["train_config"]  # an execution setting, not part of the recipe
+    b["train_config"]["threads"] = 4  # as runs made before that recorded it
+    assert runs.config_hash(a) == runs.config_hash(b)
     b["train_config"]["lr"] = 123.0
-    assert notebook.config_hash(a) != notebook.config_hash(b)
+    assert runs.config_hash(a) != runs.config_hash(b)
 
 
-def test_run_config_takes_any_variant_and_the_models_own_default(tiny_data):
-    # notebook 04 passes model="am3f" with every ablation variant, `ststnet` (another architecture) included
-    assert notebook.run_config(tiny_data, "am3f", "ststnet", epochs=1)["model"] == "ststnet"
-    assert notebook.run_config(tiny_data, "rcn", "full", epochs=1)["variant"] == "rcn"
-    with pytest.raises(Exception, match="unknown variant"):
-        notebook.run_config(tiny_data, "am3f", "nope", epochs=1)
+def test_run_config_resolves_model_and_variant_by_one_rule(tiny_data):
+    # a variant names its architecture; a model alone means its default variant; both must agree
+    assert runs.run_config(tiny_data, "", "ststnet", epochs=1)["model"] == "ststnet"
+    assert runs.run_config(tiny_data, "rcn", "", epochs=1)["variant"] == "rcn"
+    assert runs.run_config(tiny_data, epochs=1)["variant"] == "full"
+    with pytest.raises(AM3FError, match="variant 'full' is of model 'am3f', not 'rcn'"):
+        runs.run_config(tiny_data, "rcn", "full", epochs=1)
+    with pytest.raises(AM3FError, match="unknown variant"):
+        runs.run_config(tiny_data, "am3f", "nope", epochs=1)
+    with pytest.raises(AM3FError, match="unknown model"):
+        runs.run_config(tiny_data, "nope", "", epochs=1)

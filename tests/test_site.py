@@ -4,6 +4,7 @@ outputs, has every page, and every local link and image resolves. Skipped withou
 import importlib.util
 import re
 import subprocess
+from html import unescape
 
 import pytest
 
@@ -72,6 +73,19 @@ def test_figures_page_shows_every_committed_figure_and_table(site):
     for name in shown:
         if not name.endswith("_synthetic"):
             assert not name.startswith(("flow_gallery", "gradcam_sample", "gradcam_per_class")), name
+
+
+def test_footer_has_a_proper_copyright_line(site):
+    """furo's footer prints "Copyright © {copyright}" even with an empty copyright (docs/site/conf.py)."""
+    _, html = site
+    pages = [p for p in html.rglob("*.html") if p.name != "index.html" and not any(
+        part.startswith((".", "_")) for part in p.relative_to(html).parts)]
+    assert len(pages) >= 10
+    for page in pages:
+        blocks = re.findall(r'<div class="copyright">(.*?)</div>', page.read_text(), re.S)
+        assert len(blocks) == 1, page.name
+        text = " ".join(unescape(re.sub(r"<[^>]+>", " ", blocks[0])).split())
+        assert text == "Copyright © am3f contributors", (page.name, text)
 
 
 def test_site_checker_catches_broken_links_and_network_assets(tmp_path):

@@ -18,7 +18,9 @@ from am3f.development import dev_subjects, holdout_subjects
 from am3f.loso import run_loso
 from am3f.losses import class_priors
 from am3f.metrics import summarize
-from am3f.train import TrainConfig, TrainRunner, fit, predict, resolve_variant
+from am3f.recipe import TrainConfig, resolve_variant
+from am3f.runner import TrainRunner
+from am3f.train import fit, predict
 
 TINY = dict(epochs=2, batch_size=16, warmup_epochs=1)
 
@@ -104,9 +106,9 @@ def test_priors_come_from_the_training_fold_only():
             seen[fold] = (set(train.subjects.tolist()), set(test.subjects.tolist()))
             return super().__call__(train, test, seed=seed, fold=fold)
 
-    from am3f.loso import split_fold
+    from am3f.folds import fold_of, split_fold
 
-    train, test = split_fold(data, "s2")
+    train, test = split_fold(data, fold_of(data, "s2"))
     out = Spy(mc, tc)(train, test, seed=0, fold=2)
     assert np.allclose(out.info["train_priors"], class_priors(train.labels, 3).numpy(), atol=1e-4)
     assert not np.allclose(out.info["train_priors"], class_priors(data.labels, 3).numpy(), atol=1e-3)
@@ -255,7 +257,7 @@ def test_distillation_loss_is_zero_only_when_the_student_matches_the_teachers():
 
 
 def test_teacher_targets_come_from_teachers_trained_on_the_training_rows_only():
-    from am3f.train import teacher_targets
+    from am3f.runner import teacher_targets
 
     data = make_data(n_subjects=4)
     sets = [np.flatnonzero(data.subjects != s) for s in data.subject_ids[:2]]

@@ -3,6 +3,7 @@
 Each peer module re-implements one published model faithfully to its authors' public code (see its
 docstring for the repository, file and lines, what is ours, and the authors' training recipe):
 
+* :mod:`.ststnet` -- STSTNet (Liong et al., FG 2019), three shallow streams; its published weights;
 * :mod:`.dualinception` -- Dual-Inception (Zhou et al., FG 2019), u and v Inception streams;
 * :mod:`.offapexnet` -- OFF-ApexNet (Gan et al., SPIC 2019), u and v conv streams;
 * :mod:`.rcn` -- RCN (Xia et al., IEEE TIP 2020), recurrent convolutional network, base variant;
@@ -14,20 +15,19 @@ AM3F-FlowNet, and return logits (N, n_classes); each has ``cam_target_layers()``
 
 :data:`AUTHORS_RECIPES` holds the training recipe published in each peer's code (optimizer, learning
 rate, epochs, batch size, plain cross-entropy, no augmentation, no test-time flip), always scored at
-the last epoch. The registry of every architecture and variant is :mod:`am3f.zoo`.
+the last epoch. The registry of every architecture and variant (which builds them) is :mod:`am3f.zoo`.
 """
 
 from __future__ import annotations
 
-from torch import nn
-
-from ..errors import AM3FError
-from .dualinception import DualInception, DualInceptionConfig
-from .htnet import HTNet, HTNetConfig
-from .offapexnet import OFFApexNet, OFFApexNetConfig
-from .rcn import RCN, RCNConfig
+from .dualinception import DualInceptionConfig
+from .htnet import HTNetConfig
+from .offapexnet import OFFApexNetConfig
+from .rcn import RCNConfig
+from .ststnet import STSTNetConfig
 
 # ----------------------------------------------------------------------------- configs of the peers
+STSTNET = STSTNetConfig()
 DUALINCEPTION = DualInceptionConfig()
 OFFAPEXNET = OFFApexNetConfig()
 RCN_BASE = RCNConfig()
@@ -35,25 +35,6 @@ HTNET = HTNetConfig()
 # ours, declared: the published HTNet at 1/8 of its width (dim 32 instead of 256), same depth, heads,
 # patches and regions, for CPU LOSO runs
 HTNET_SMALL = HTNetConfig(arch="htnet-small", dim=32)
-
-CONFIG_CLASSES: dict[str, type] = {"dualinception": DualInceptionConfig, "offapexnet": OFFApexNetConfig,
-                                   "rcn": RCNConfig, "htnet": HTNetConfig, "htnet-small": HTNetConfig}
-MODEL_CLASSES: dict[str, type[nn.Module]] = {"dualinception": DualInception, "offapexnet": OFFApexNet,
-                                             "rcn": RCN, "htnet": HTNet, "htnet-small": HTNet}
-
-
-def peer_config_from_dict(d: dict):
-    """A peer's config from its dict form (what config.json records), chosen by ``d["arch"]``."""
-    arch = d.get("arch")
-    if arch not in CONFIG_CLASSES:
-        raise AM3FError(f"unknown peer architecture {arch!r} (known: {', '.join(CONFIG_CLASSES)})")
-    return CONFIG_CLASSES[arch].from_dict(d)
-
-
-def build_peer(cfg, image_size: int = 28) -> nn.Module:
-    if cfg.arch not in MODEL_CLASSES:
-        raise AM3FError(f"unknown peer architecture {cfg.arch!r} (known: {', '.join(MODEL_CLASSES)})")
-    return MODEL_CLASSES[cfg.arch](cfg, image_size=image_size)
 
 
 # ----------------------------------------------------------------------------- training recipes

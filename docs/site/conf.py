@@ -14,6 +14,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 project = "am3f"
 author = "am3f contributors"
+# the footer's "Copyright © ..." line (furo prints it even when empty); no year, so a rebuild in another
+# year gives the same pages. The licence (MIT) is declared in pyproject.toml.
+copyright = author
 html_title = "am3f: a reproducible companion to AM3F-FlowNet"
 extensions = ["myst_nb"]
 

@@ -1,0 +1,172 @@
+"""The training recipe as plain data: :class:`TrainConfig`, checked when it is built.
+
+A recipe is everything that decides what a fold's model is: optimizer, schedule, loss, augmentation,
+weight averaging, ensemble size, the fold grouping of the batched engine, pre-training, distillation
+and input normalisation. How the work is executed (CPU threads, worker processes, device) is not
+part of it: those settings never change what is computed and are given to the runner instead.
+
+Every field is validated in ``__post_init__``: a nonsense value (``lr=-1``, ``epochs=0``, an unknown
+optimizer, ...) fails in one line when the recipe is made, before any data is loaded or any worker
+starts. How the defaults were chosen: :mod:`am3f.development` (the development half only).
+This module imports no torch (the command line builds and checks recipes before importing it).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from dataclasses import dataclass, fields, replace
+
+from .errors import AM3FError
+from .utils import config_from_dict, config_to_dict
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULES = ("cosine", "constant")  # cosine: linear warm-up then cosine decay (per step); constant: lr throughout
+PRIORS = ("fold", "dataset")
+INPUT_NORMS = ("", "dataset")
+# execution settings that runs made before they left the recipe still record in config.json: dropped on reading
+LEGACY_EXECUTION_KEYS = ("threads",)
+_PRETRAIN = re.compile(r"synthetic:([1-9][0-9]*):([1-9][0-9]*)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The whole training recipe as plain data (saved with every run and checkpoint)."""
+
+    optimizer: str = "adamw"  # one of OPTIMIZERS
+    lr: float = 1e-2  # peak learning rate
+    weight_decay: float = 1e-3
+    epochs: int = 20
+    batch_size: int = 64
+    warmup_epochs: float = 3.0  # linear warm-up, then cosine decay to zero (per step)
+    # loss (am3f.losses): logit adjustment strength, class-prior weight power, label smoothing
+    tau: float = 1.0
+    # "fold": the class frequencies of the whole training fold; "dataset": of the sample's own source
+    # dataset within the training fold (the source dataset is metadata known at test time too)
+    priors: str = "fold"
+    weight_power: float = 0.0
+    label_smoothing: float = 0.0
+    # augmentation (flow-aware, am3f.augment)
+    hflip: float = 0.5  # probability of a horizontal mirror (maps mirrored AND u negated)
+    max_shift: float = 0.07  # random translation, fraction of the image side (2 px at 28)
+    same_class_mix: float = 1.0  # probability of blending a sample with another of the SAME class
+    # weight averaging: exponential moving average of the weights over the fixed schedule (0 = off)
+    ema: float = 0.0
+    tta_flip: bool = True  # test-time: average the probabilities of the image and its flow-aware mirror
+    n_models: int = 1  # ensemble of independently seeded models per fold, probabilities averaged
+    # LOSO folds trained together in one batched computation (am3f.train.fit_group, am3f.folds.fold_groups). Part of the
+    # recipe, not an execution setting: float rounding differs (slightly) with the group size.
+    fold_group: int = 17
+    # sim-to-real pre-training on a synthetic corpus (am3f.pretrain): "synthetic:<subjects>:<epochs>"; "": none
+    pretrain: str = ""
+    # distillation (am3f.runner.teacher_targets, am3f.losses.distillation_loss): loss = (1 - w) LA-CE + w T^2 KL
+    distill_from: tuple[str, ...] = ()
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
+    input_norm: str = ""  # "dataset": am3f.data.dataset_normalised per fold (its folds then train one by one)
+    # for the peers' published recipes (am3f.peers)
+    schedule: str = "cosine"  # one of SCHEDULES
+    nesterov: bool = True  # optimizer "sgd" only: Nesterov momentum (0.9 either way)
+    drop_last: bool = True  # drop the ragged last batch of an epoch (False: keep it, as a DataLoader does)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.distill_from, list):  # as JSON and Python users write it
+            object.__setattr__(self, "distill_from", tuple(self.distill_from))
+        problems = recipe_problems(self)
+        if problems:
+            raise AM3FError("invalid training recipe: " + "; ".join(problems))
+
+    def epoch_steps(self, n: int) -> tuple[int, int]:
+        """(batch size, steps per epoch) for a training set of ``n`` samples."""
+        bs = min(self.batch_size, n)
+        # drop the ragged last batch (keeps BatchNorm statistics sane), unless the recipe keeps it
+        return bs, (max(1, n // bs) if self.drop_last else math.ceil(n / bs))
+
+    def to_dict(self) -> dict:
+        return config_to_dict(self, omit_at_default=("distill_from", "distill_weight", "distill_temperature",
+                                                        "input_norm"))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        return config_from_dict(cls, {k: v for k, v in d.items() if k not in LEGACY_EXECUTION_KEYS}, "training")
+
+
+def parse_pretrain(spec: str) -> tuple[int, int]:
+    """(subjects, epochs) of a pre-training spec ``"synthetic:<subjects>:<epochs>"``."""
+    match = _PRETRAIN.fullmatch(spec) if isinstance(spec, str) else None
+    if not match:
+        raise AM3FError(f"pretrain {spec!r}: expected 'synthetic:<subjects>:<epochs>', e.g. synthetic:200:10")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# (field, test, what it must be): the numeric rules; choices, flags and names are checked below
+_RULES = (
+    ("lr", lambda v: _is_real(v) and v > 0, "a positive finite number"),
+    ("weight_decay", lambda v: _is_real(v) and v >= 0, "a finite number >= 0"),
+    ("epochs", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    ("batch_size", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    ("n_models", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    ("fold_group", lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    ("warmup_epochs", lambda v: _is_real(v) and v >= 0, "a finite number >= 0"),
+    ("tau", lambda v: _is_real(v) and v >= 0, "a finite number >= 0 (0 = plain cross-entropy)"),
+    ("weight_power", lambda v: _is_real(v) and v >= 0, "a finite number >= 0"),
+    ("label_smoothing", lambda v: _is_real(v) and 0 <= v < 1, "in [0, 1)"),
+    ("hflip", lambda v: _is_real(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    ("same_class_mix", lambda v: _is_real(v) and 0 <= v <= 1, "a probability in [0, 1]"),
+    ("max_shift", lambda v: _is_real(v) and 0 <= v <= 0.5, "a fraction of the image side in [0, 0.5]"),
+    ("ema", lambda v: _is_real(v) and 0 <= v < 1, "a decay in [0, 1) (0 = off)"),
+    ("distill_weight", lambda v: _is_real(v) and 0 <= v <= 1, "in [0, 1]"),
+    ("distill_temperature", lambda v: _is_real(v) and v > 0, "a positive finite number"),
+)
+_CHOICES = (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("priors", PRIORS), ("input_norm", INPUT_NORMS))
+_FLAGS = ("tta_flip", "nesterov", "drop_last")
+
+
+def recipe_problems(cfg: TrainConfig) -> list[str]:
+    """Every value of ``cfg`` that is not a valid recipe setting, as 'field: why' strings."""
+    out = [f"{name} must be {what}, got {getattr(cfg, name)!r}" for name, ok, what in _RULES
+           if not ok(getattr(cfg, name))]
+    out += [f"{name} must be one of {', '.join(map(repr, allowed))}, got {getattr(cfg, name)!r}"
+            for name, allowed in _CHOICES if getattr(cfg, name) not in allowed]
+    out += [f"{name} must be true or false, got {getattr(cfg, name)!r}" for name in _FLAGS
+            if not isinstance(getattr(cfg, name), bool)]
+    if cfg.pretrain:
+        try:
+            parse_pretrain(cfg.pretrain)
+        except AM3FError as exc:
+            out.append(str(exc))
+    if not isinstance(cfg.distill_from, tuple) or not all(isinstance(t, str) for t in cfg.distill_from):
+        out.append(f"distill_from must be a tuple of variant names, got {cfg.distill_from!r}")
+    elif cfg.distill_from:
+        from .zoo import VARIANTS
+
+        unknown = [t for t in cfg.distill_from if t not in VARIANTS]
+        if unknown:
+            out.append(f"distill_from: unknown variant(s) {', '.join(map(repr, unknown))} (`am3f variants`)")
+    return out
+
+
+RECIPE_FIELDS = tuple(f.name for f in fields(TrainConfig))
+DEFAULT_TRAIN = TrainConfig()
+
+
+def resolve_variant(name: str, **train_overrides) -> tuple[object, TrainConfig]:
+    """Model config and training recipe of a named variant (:mod:`am3f.zoo`), plus explicit overrides
+    (e.g. epochs; None = not overridden). The recipe is checked here, before anything runs."""
+    from .zoo import get_variant
+
+    model_cfg, variant_train = get_variant(name)
+    overrides = {k: v for k, v in train_overrides.items() if v is not None}
+    unknown = sorted(set(overrides) - set(RECIPE_FIELDS))
+    if unknown:
+        raise AM3FError(f"unknown training recipe field(s): {', '.join(unknown)}")
+    return model_cfg, replace(DEFAULT_TRAIN, **{**variant_train, **overrides})

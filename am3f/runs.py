@@ -1,0 +1,229 @@
+"""Run directories as the CLI, the notebooks, the dev search and the benchmarks all make them: one
+configuration (:func:`run_config`), one name for it (:func:`config_hash`), one way to start or resume
+a run (:func:`start_run`, :func:`ensure_run`), and a fold's model again (:func:`fold_model`).
+
+A run's config.json holds everything that decides its results (the variant, the full model and
+training configs, the parameter count, the dataset); execution settings (workers, threads, device,
+where the data lives) are left out of its hash, so the same experiment finds the same folder on any
+machine. Notebooks 02-09 find or train their runs here, so a notebook run on its own with the same
+parameters as 02 reuses 02's run instead of training again. A run of STSTNet's published
+per-subject weights (:func:`evaluate_published_weights`) is an ordinary run directory too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import AM3FError
+from .recipe import LEGACY_EXECUTION_KEYS, TrainConfig
+from .utils import atomic_write
+
+OUT_ENV = "AM3F_OUT"
+# execution settings that do not change what is computed, left out of the hash (older runs recorded threads)
+EXECUTION_KEYS = {"train_config": LEGACY_EXECUTION_KEYS, "dataset": ("root",)}
+
+
+# ----------------------------------------------------------------------------- paths
+def repo_root() -> Path | None:
+    """The source checkout this package runs from (editable install), or None."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() and (root / "notebooks").is_dir() else None
+
+
+def default_out_dir() -> Path:
+    """$AM3F_OUT, else ``out/`` of the checkout (git-ignored), else ./out."""
+    env = os.environ.get(OUT_ENV)
+    if env:
+        return Path(env).expanduser()
+    root = repo_root()
+    return (root / "out") if root is not None else Path("out").resolve()
+
+
+# ----------------------------------------------------------------------------- configuration
+def run_config(data, model: str = "", variant: str = "", **train_overrides) -> dict:
+    """The config.json of a LOSO run on ``data`` (as it reads back from JSON) of the variant that
+    (``model``, ``variant``) name (:func:`am3f.zoo.model_variant`), with recipe overrides (None: the
+    variant's own). The recipe is validated here, before anything is trained."""
+    from .recipe import resolve_variant
+    from .rundir import dataset_info
+    from .zoo import build_model, count_parameters, model_variant
+
+    variant = model_variant(model, variant)
+    model_cfg, train_cfg = resolve_variant(variant, **train_overrides)
+    config = {"kind": "loso", "model": model_cfg.arch, "variant": variant, "model_config": model_cfg.to_dict(),
+              "train_config": train_cfg.to_dict(),
+              "parameters": count_parameters(build_model(model_cfg, image_size=data.image_size[0])),
+              "dataset": dataset_info(data)}
+    return json.loads(json.dumps(config))
+
+
+def config_hash(config: dict) -> str:
+    # the dataset root differs between machines/caches for the same data; the content counts
+    stable = dict(config)
+    for section, keys in EXECUTION_KEYS.items():
+        if isinstance(stable.get(section), dict):
+            stable[section] = {k: v for k, v in stable[section].items() if k not in keys}
+    return hashlib.sha1(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def recipe_of(config: dict) -> tuple[object, TrainConfig]:
+    """(model config, training recipe) of a run's config.json."""
+    from .zoo import model_config_from_dict
+
+    if "model_config" not in config or "train_config" not in config:
+        raise AM3FError("run has no model/train configuration to train from (made by evaluate-weights?)")
+    return model_config_from_dict(config["model_config"]), TrainConfig.from_dict(config["train_config"])
+
+
+# ----------------------------------------------------------------------------- starting a run
+def start_run(data, config: dict, out: str | os.PathLike, *, seeds: Sequence[int] = (0,),
+              folds: Sequence[int] | None = None, device="cpu", workers: int = 1, scheduler: str | None = None,
+              record_epochs: bool = True, threads: int = 1, show_progress: bool = True,
+              report_resume: bool = True) -> Path:
+    """Train (or resume) the LOSO run of ``config`` (from :func:`run_config`) into ``out``: the one
+    place a run is started, for ``am3f loso`` and :func:`ensure_run` alike."""
+    from .loso import run_loso
+    from .runner import TrainRunner
+
+    model_cfg, train_cfg = recipe_of(config)
+    runner = TrainRunner(model_cfg, train_cfg, device=device, record_epochs=record_epochs, threads=threads)
+    return run_loso(data, runner, out, seeds=seeds, folds=folds, config=config, device=str(device),
+                    workers=workers, scheduler=scheduler or None, show_progress=show_progress,
+                    report_resume=report_resume)
+
+
+def parse_seeds(seeds: Sequence[int] | int | str) -> list[int]:
+    """Seeds as a notebook parameter may arrive: 0, [0, 1], "0 1", "0,1" or "[0, 1, 2]" (papermill -p)."""
+    import re
+
+    if isinstance(seeds, int):
+        return [seeds]
+    if isinstance(seeds, str):
+        parts = re.sub(r"[\[\],]", " ", seeds).split()
+        try:
+            return [int(s) for s in parts]
+        except ValueError:
+            raise AM3FError(f"seeds {seeds!r}: expected integers, e.g. [0, 1, 2] or \"0 1 2\"") from None
+    return [int(s) for s in seeds]
+
+
+def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.PathLike | None = None,
+               model: str = "", variant: str = "", seeds: Sequence[int] | int | str = (0,),
+               folds: str | Sequence[int] | None = "", epochs: int = 0, device: str = "auto",
+               workers: int = 0, scheduler: str = "", show_progress: bool = True) -> Path:
+    """A LOSO run of the variant (``model``, ``variant``) name on ``data``: reused when done, resumed
+    when partial, else trained.
+
+    ``run_dir`` empty: ``runs_dir/<variant>-<config hash>`` (so notebooks with equal parameters
+    share one run). ``folds``: '' = every subject, or a range like '0-1' (quick looks only: a partial
+    run is not a LOSO result). ``epochs`` 0 = the declared schedule of the variant. ``workers`` 0 =
+    every usable core; ``scheduler``: a Dask scheduler address to run the folds on instead.
+    What it prints does not depend on whether the run existed before (notebooks show the same
+    output whichever of them ran first).
+    """
+    from .data import parse_index_ranges
+    from .loso import usable_cores
+    from .utils import pick_device
+
+    config = run_config(data, model, variant, epochs=epochs or None)
+    if run_dir:
+        path = Path(run_dir)
+        if (path / "config.json").is_file():
+            old = json.loads((path / "config.json").read_text())
+            if config_hash(config) != config_hash(old):
+                # made elsewhere (am3f loso, evaluate-weights, other parameters): use it as it is
+                if show_progress:
+                    print(f"using the existing run {path} as it is (its configuration differs from these "
+                          f"notebook parameters: variant {old.get('variant', old.get('model'))!r})")
+                return path
+            config = old
+    else:
+        base = Path(runs_dir) if runs_dir else default_out_dir() / "runs"
+        path = base / f"{config['variant']}-{config_hash(config)}"
+        if (path / "config.json").is_file():
+            # same experiment, perhaps other execution settings (data location): resume it as made
+            config = json.loads((path / "config.json").read_text())
+    fold_ids = parse_index_ranges(folds if folds not in (None, "") else None, len(data.subject_ids))
+    dev = pick_device(device)
+    return start_run(data, config, path, seeds=parse_seeds(seeds), folds=fold_ids, device=dev,
+                     workers=1 if dev.type == "cuda" else (workers or usable_cores()), scheduler=scheduler,
+                     show_progress=show_progress, report_resume=False)
+
+
+# ----------------------------------------------------------------------------- a fold's model again
+def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, device: str = "cpu",
+               cache: bool = True):
+    """The model of one LOSO fold of a run (trained without ``subject``; the first member when the
+    run averages several per fold), for Grad-CAM and the explorer on held-out samples.
+
+    Runs store predictions, not weights: the fold's group is re-trained through the same recipe
+    function as the run (:func:`am3f.runner.fit_folds`: input normalisation, teachers,
+    pre-training, seeds), which gives exactly the run's models; every model of the group is cached
+    as ``RUN/fold-models/s<seed>_<subject>.pt`` so later calls load it. Returns the model in eval
+    mode; it takes raw (u, v, strain) in [0, 1] (a run's input normalisation is inside it)."""
+    import torch
+
+    from .folds import fold_of, group_of
+    from .runner import InputNormalised, fit_folds, fold_input_normalisation
+    from .zoo import build_model
+
+    run_dir = Path(run_dir)
+    model_cfg, train_cfg = recipe_of(json.loads((run_dir / "config.json").read_text()))
+    fold = fold_of(data, subject)
+    path = run_dir / "fold-models" / f"s{seed}_{subject}.pt"
+    if not (cache and path.is_file()):
+        # with input normalisation every fold trains alone (am3f.runner.fit_folds)
+        group = [fold] if train_cfg.input_norm else group_of(data, train_cfg, fold)
+        fits = fit_folds(data, group, model_cfg, train_cfg, seed=seed, device=device)
+        if not cache:
+            return next(f.models[0] for f in fits if f.fold == fold)
+        for f in fits:
+            inner = f.models[0].model if isinstance(f.models[0], InputNormalised) else f.models[0]
+            state = {k: v.detach().cpu() for k, v in inner.state_dict().items()}
+            atomic_write(run_dir / "fold-models" / f"s{seed}_{data.subject_ids[f.fold]}.pt",
+                         lambda p, st=state: torch.save(st, p))
+    model = build_model(model_cfg, image_size=data.image_size[0])
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    wrap = fold_input_normalisation(data, fold) if train_cfg.input_norm else {}
+    return (InputNormalised(model, **wrap) if wrap else model).to(device).eval()
+
+
+# ----------------------------------------------------------------------------- published weights
+class PublishedWeightsRunner:
+    """LOSO fold runner that trains nothing: fold k's published model predicts subject k."""
+
+    def __init__(self, weights_dir: str | os.PathLike, device="cpu"):
+        self.weights_dir = Path(weights_dir)
+        self.device = str(device)
+
+    def __call__(self, train, test, *, seed: int, fold: int):
+        import numpy as np
+        import torch
+
+        from .peers.ststnet import load_published, weights_path
+        from .rundir import FoldOutput
+
+        subject = str(test.subjects[0])
+        model = load_published(weights_path(self.weights_dir, subject), test.image_size[0]).to(self.device)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(test.x).to(self.device))
+        probs = torch.softmax(logits.double(), dim=1).cpu().numpy()
+        return FoldOutput(scores=np.asarray(probs), info={"weights": weights_path(self.weights_dir, subject).name})
+
+
+def evaluate_published_weights(weights_dir: str | os.PathLike, data, out: str | os.PathLike, *,
+                               device="cpu", folds: list[int] | None = None,
+                               show_progress: bool = True) -> Path:
+    """Each subject's published model predicts that subject's samples; the result is an ordinary
+    run directory ``out`` (what ``am3f evaluate-weights`` writes). Returns ``out``."""
+    from .loso import run_loso
+    from .peers.ststnet import check_weights_dir
+
+    weights = check_weights_dir(weights_dir, data.subject_ids)
+    config = {"kind": "evaluate-weights", "model": "ststnet", "weights": str(Path(weights).resolve())}
+    return run_loso(data, PublishedWeightsRunner(weights, device), out, seeds=[0], config=config,
+                    device=str(device), folds=folds, show_progress=show_progress)

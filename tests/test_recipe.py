@@ -1,0 +1,105 @@
+"""The recipe is validated when built; a fold's rows and seed are computed in one place."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from am3f.cli import main
+from am3f.errors import AM3FError
+from am3f.folds import fold_groups, fold_of, fold_rows, fold_seed, held_out_rows, loso_split
+from am3f.recipe import DEFAULT_TRAIN, TrainConfig, resolve_variant
+
+from conftest import write_fake_composite
+
+BAD_RECIPES = [
+    ("lr", -1.0), ("lr", 0.0), ("lr", math.nan), ("lr", math.inf), ("weight_decay", -1e-3),
+    ("weight_decay", math.nan), ("epochs", 0), ("epochs", -3), ("epochs", 1.5), ("epochs", True),
+    ("batch_size", 0), ("fold_group", 0), ("n_models", 0), ("ema", 1.0), ("ema", -0.1), ("ema", math.nan),
+    ("optimizer", "adamx"), ("schedule", "linear"), ("priors", "subject"), ("input_norm", "subject"),
+    ("tau", -1.0), ("tau", math.nan), ("warmup_epochs", -1.0), ("label_smoothing", 1.0), ("hflip", 1.5),
+    ("same_class_mix", -0.5), ("max_shift", 0.9), ("distill_weight", 2.0), ("distill_temperature", 0.0),
+    ("pretrain", "synthetic:0:5"), ("pretrain", "imagenet"), ("distill_from", ("no_such_variant",)),
+    ("tta_flip", "yes"), ("weight_power", -2.0),
+]
+
+
+@pytest.mark.parametrize("field,value", BAD_RECIPES)
+def test_every_nonsense_value_fails_when_the_recipe_is_built(field, value):
+    with pytest.raises(AM3FError) as err:
+        replace(DEFAULT_TRAIN, **{field: value})
+    message = str(err.value)
+    assert field in message and "\n" not in message
+    with pytest.raises(AM3FError):  # as config.json would bring it back
+        TrainConfig.from_dict({**DEFAULT_TRAIN.to_dict(), field: value})
+
+
+def test_valid_recipes_build_and_every_problem_is_named_at_once():
+    assert resolve_variant("rcn-authors")[1].optimizer == "sgd"
+    assert TrainConfig(distill_from=["ststnet"]).distill_from == ("ststnet",)  # a JSON list reads as a tuple
+    with pytest.raises(AM3FError, match=r"lr must be .*; epochs must be"):
+        TrainConfig(lr=-1, epochs=0)
+    with pytest.raises(AM3FError, match="unknown training recipe field"):
+        resolve_variant("full", learning_rate=0.1)
+
+
+def test_threads_is_an_execution_setting_not_a_recipe_field():
+    assert "threads" not in DEFAULT_TRAIN.to_dict()
+    assert TrainConfig.from_dict({**DEFAULT_TRAIN.to_dict(), "threads": 4}) == DEFAULT_TRAIN  # older runs
+
+
+CLI_BAD = [
+    ["--lr", "-1"], ["--lr", "nan"], ["--epochs", "0"], ["--fold-group", "0"], ["--n-models", "0"],
+    ["--batch-size", "0"], ["--ema", "1"], ["--weight-decay", "-1"], ["--tau", "-0.5"], ["--threads", "0"],
+    ["--workers", "0"], ["--seeds", "-1"], ["--variant", "nope"], ["--model", "rcn", "--variant", "full"],
+]
+
+
+@pytest.mark.parametrize("extra", CLI_BAD, ids=lambda e: " ".join(e))
+def test_cli_refuses_a_bad_recipe_in_one_line_before_anything_starts(extra, tmp_path, capsys):
+    root = write_fake_composite(tmp_path / "d", {"s1": [0, 1, 2], "s2": [2, 1, 0]})
+    out = tmp_path / "run"
+    assert main(["loso", "--data", str(root), "--out", str(out), "--device", "cpu", *extra]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("am3f loso: error: ")
+    assert captured.out == ""  # refused before the data was even loaded
+    assert not out.exists()  # nothing was started
+    if extra[0] != "--workers" and extra[0] != "--seeds":
+        assert main(["train", "--data", str(root), "--out", str(tmp_path / "m.pt"), *extra]) == 2
+
+
+# ----------------------------------------------------------------------------- the fold
+def test_fold_rows_are_leave_one_group_out(fake_composite):
+    from sklearn.model_selection import LeaveOneGroupOut
+
+    from am3f.data import load_flow_dataset
+
+    data = load_flow_dataset(fake_composite)
+    ours = list(loso_split(data))
+    theirs = list(LeaveOneGroupOut().split(data.x, data.labels, groups=data.subjects))
+    assert len(ours) == len(theirs) == len(data.subject_ids)
+    for (tr, te), (tr2, te2) in zip(ours, theirs):  # both go through the groups in sorted order
+        np.testing.assert_array_equal(tr, tr2)
+        np.testing.assert_array_equal(te, te2)
+    assert sorted(np.concatenate([te for _, te in ours]).tolist()) == list(range(len(data)))
+    k = fold_of(data, "sub02")
+    np.testing.assert_array_equal(held_out_rows(data, "sub02"), fold_rows(data, k)[1])
+    with pytest.raises(ValueError, match="not in"):
+        fold_of(data, "nobody")
+
+
+def test_fold_seed_and_groups():
+    assert [fold_seed(s, m) for s in (0, 1) for m in (0, 1)] == [0, 1, 1000, 1001]
+    from am3f.data import FlowDataset
+
+    n = 12
+    data = FlowDataset(np.zeros((n, 3, 8, 8), np.float32), np.zeros(n, np.int64),
+                       np.repeat(["a", "b", "c", "d"], [2, 2, 2, 6]), np.array(["x"] * n),
+                       np.array([f"i{i}" for i in range(n)]))
+    cfg = TrainConfig(batch_size=4, fold_group=2)
+    # training sets of 10, 10, 10 (2 batches) and 6 (1 batch): grouped by shape, at most 2 a group
+    assert fold_groups(data, cfg) == [[0, 1], [2], [3]]
