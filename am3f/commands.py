@@ -163,15 +163,14 @@ def _check_execution(args: argparse.Namespace) -> None:
         raise AM3FError(f"seeds must be >= 0, got {' '.join(map(str, seeds))}")
 
 
-def _training_setup(args: argparse.Namespace):
-    """(variant, model config, train config, recipe overrides) of `loso` and `train`, all checked."""
+def _training_setup(args: argparse.Namespace, overrides: dict):
+    """(variant, model config, train config) of `loso` and `train`, all checked."""
     from .recipe import resolve_variant
     from .zoo import model_variant
 
-    overrides = _train_overrides(args)
     variant = model_variant(args.model, args.variant)
     model_cfg, train_cfg = resolve_variant(variant, **overrides)
-    return variant, model_cfg, train_cfg, overrides
+    return variant, model_cfg, train_cfg
 
 
 def _load_data(args: argparse.Namespace):
@@ -188,12 +187,12 @@ def cmd_loso(args: argparse.Namespace) -> None:
     from .loso import start_workers_early, usable_cores
 
     _check_execution(args)
-    _train_overrides(args)  # bad values fail before any process starts
+    overrides = _train_overrides(args)  # bad values fail before any process starts
     if not args.scheduler and not str(args.device).startswith("cuda"):
         start_workers_early(args.workers or usable_cores())  # they import torch while we load the data
     from .runs import run_config, start_run
 
-    variant, model_cfg, train_cfg, overrides = _training_setup(args)
+    variant, model_cfg, train_cfg = _training_setup(args, overrides)
     data, device = _load_data(args)
     config = run_config(data, variant=variant, **overrides)
     workers = 1 if device.type == "cuda" else (args.workers or usable_cores())
@@ -211,7 +210,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .checkpoint import train_final
 
     _check_execution(args)
-    variant, model_cfg, train_cfg, _ = _training_setup(args)
+    variant, model_cfg, train_cfg = _training_setup(args, _train_overrides(args))
     data, device = _load_data(args)
     out = train_final(data, model_cfg, train_cfg, args.out, seed=args.seed, device=device, variant=variant,
                       threads=args.threads or 1)
@@ -266,25 +265,28 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_variants(args: argparse.Namespace) -> None:
-    from .zoo import ARCHITECTURES, VARIANTS, build_model, count_parameters
+    from .zoo import ARCHITECTURES, VARIANTS
 
     counts: dict[str, int] = {}  # one build per model config (htnet has 140M parameters)
-    ours = [s for s in ARCHITECTURES.values() if not s.peer]
-    peers = [s for s in ARCHITECTURES.values() if s.peer]
-    for i, spec in enumerate(ours + peers):
-        if i == 0:
-            print("Named variants of AM3F-FlowNet for ablations (`am3f loso --variant NAME`); [..] = changed "
-                  "schedule:")
-        if i == len(ours):
-            print("Peers (`am3f loso --model ARCH --variant NAME`; <arch>-authors = the authors' own recipe):")
-        for name in spec.variants:
-            cfg, train_over, desc = VARIANTS[name]
-            key = repr(cfg)
-            if key not in counts:
-                counts[key] = count_parameters(build_model(cfg))
-            # the peers' recipes are long: their descriptions say them
-            extra = f" [{', '.join(f'{k}={v}' for k, v in train_over.items())}]" if train_over and not spec.peer else ""
-            print(f"  {name:<22}{counts[key]:>13,} params  {desc}{extra}")
+    headers = {False: "Named variants of AM3F-FlowNet for ablations (`am3f loso --variant NAME`); [..] = changed "
+                      "schedule:",
+               True: "Peers (`am3f loso --model ARCH --variant NAME`; <arch>-authors = the authors' own recipe):"}
+    for peer, header in headers.items():
+        print(header)
+        for spec in (s for s in ARCHITECTURES.values() if s.peer == peer):
+            _print_variants(spec, VARIANTS, counts)
+
+
+def _print_variants(spec, variants: dict, counts: dict) -> None:
+    from .zoo import build_model, count_parameters
+
+    for name in spec.variants:
+        cfg, train_over, desc = variants[name]
+        if repr(cfg) not in counts:
+            counts[repr(cfg)] = count_parameters(build_model(cfg))
+        # the peers' recipes are long: their descriptions say them
+        extra = f" [{', '.join(f'{k}={v}' for k, v in train_over.items())}]" if train_over and not spec.peer else ""
+        print(f"  {name:<22}{counts[repr(cfg)]:>13,} params  {desc}{extra}")
 
 
 def cmd_models(args: argparse.Namespace) -> None:
