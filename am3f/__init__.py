@@ -15,8 +15,9 @@ Pipeline
     ``peers``     STSTNet (and its published weights), Dual-Inception, OFF-ApexNet, RCN, HTNet, with their
                   authors' recipes
     ``zoo``       every architecture and named variant in one registry (plain data); ``build_model``
+    ``usermodel`` your own architecture (``--model PATH.py:FACTORY``, entry points): contract check, source
     ``recipe``    the training recipe (``TrainConfig``), validated when built; ``resolve_variant``
-    ``folds``     a LOSO fold's train/test rows, its seed, its training group: computed only here
+    ``folds``     a fold's train/test rows (LOSO or cross-database), its seed, its group: computed only here
     ``losses``    the logit-adjusted, class-prior-weighted loss
     ``pretrain``  sim-to-real: pre-training on a large synthetic corpus, the same for every fold
     ``augment``   flow-aware augmentation of training batches (blend, mirror, shift), drawn per model

@@ -13,11 +13,24 @@ from .zoo import ARCHITECTURES  # plain data: the parser imports no torch
 DATA_HELP = "dataset directory in the composite layout (default: $AM3F_DATA, else the embedded synthetic set)"
 
 
+def _model_name(value: str) -> str:
+    """--model: a registry name, an installed entry point or a factory reference (checked later, in
+    one line, when the model is first built)."""
+    from .usermodel import entry_points, is_reference
+
+    if value in ARCHITECTURES or is_reference(value) or value in entry_points():
+        return value
+    raise argparse.ArgumentTypeError(f"unknown model {value!r} (choose from {', '.join(ARCHITECTURES)}, an "
+                                     f"installed am3f.models entry point, or PATH.py:FACTORY)")
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     from .recipe import DEFAULT_TRAIN as d
 
-    p.add_argument("--model", choices=tuple(ARCHITECTURES), default=None,
-                   help="architecture (`am3f models` lists them; default: the variant's, else am3f)")
+    p.add_argument("--model", type=_model_name, default=None, metavar="MODEL",
+                   help=f"architecture: {', '.join(ARCHITECTURES)} (`am3f models` lists them), an installed "
+                        "package's (entry point group am3f.models), or your own as PATH.py:FACTORY or "
+                        "package.module:FACTORY (README: 'Your own model'); default: the variant's, else am3f")
     p.add_argument("--variant", default=None,
                    help="named variant (list: `am3f variants`; default: the model's own, e.g. full for am3f, "
                         "rcn for rcn; <arch>-authors: the peer under its authors' published recipe)")
@@ -114,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes for the LOSO runs (default: every usable core)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="train the LOSO runs on a Dask cluster (tcp://HOST:PORT) instead; the notebooks run here")
+    p.add_argument("--model", type=_model_name, default=None, metavar="MODEL",
+                   help="the architecture notebooks 02-08 train (their `model` parameter): a registry name, or "
+                        "your own PATH.py:FACTORY / package.module:FACTORY (default: am3f)")
     p.add_argument("--notebooks", nargs="*", default=None, metavar="NAME",
                    help="only these notebooks, e.g. 02_train_loso 03_results_tables (default: all, in order)")
     p.add_argument("--in-place", action="store_true",
@@ -194,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the folds on a Dask distributed cluster instead, e.g. tcp://HOST:8786 (needs "
                         "`pip install 'am3f[cluster]'`); the run directory is written here")
+    p.add_argument("--split", choices=["subject", "dataset"], default="subject",
+                   help="subject: leave-one-subject-out (default); dataset: the cross-database protocol, one fold "
+                        "per source dataset, trained on the other datasets (3 folds on the composite set)")
     p.add_argument("--no-epoch-scores", action="store_true",
                    help="do not record per-epoch held-out probabilities (kept for the protocol audit only)")
     _add_train_options(p)

@@ -85,7 +85,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     # every input is checked before a notebook starts, so a bad --data never leaves a half-made OUT
     data_root, shared_dir = check_inputs(args.data, args.reference)
     out = reproduce(data_root, profile=args.profile, out=args.out, notebooks=args.notebooks or None,
-                    shared_dir=shared_dir, workers=args.workers or 0, scheduler=args.scheduler or "")
+                    shared_dir=shared_dir, workers=args.workers or 0, scheduler=args.scheduler or "",
+                    model=args.model or "")
     print(f"done: profile {args.profile}, data {data_root or '(embedded SYNTHETIC set)'}"
           + (f", reference material {shared_dir}" if shared_dir else ""))
     for line in summary_lines(out):
@@ -190,10 +191,12 @@ def cmd_loso(args: argparse.Namespace) -> None:
     overrides = _train_overrides(args)  # bad values fail before any process starts
     if not args.scheduler and not str(args.device).startswith("cuda"):
         start_workers_early(args.workers or usable_cores())  # they import torch while we load the data
+    from .folds import with_split
     from .runs import run_config, start_run
 
     variant, model_cfg, train_cfg = _training_setup(args, overrides)
     data, device = _load_data(args)
+    data = with_split(data, args.split)
     config = run_config(data, variant=variant, **overrides)
     workers = 1 if device.type == "cuda" else (args.workers or usable_cores())
     where = (f"Dask scheduler {args.scheduler}" if args.scheduler
@@ -304,9 +307,16 @@ def cmd_models(args: argparse.Namespace) -> None:
         print(f"{'':<16}paper:  {spec.paper}")
         print(f"{'':<16}input:  {spec.input}")
         print(f"{'':<16}source: {spec.source}")
+    from .usermodel import entry_points, model_source
+
+    for name, ref in entry_points().items():
+        src = model_source(ref)
+        print(f"{name:<14}  installed by package {src['package']} {src['version'] or ''}: {ref} "
+              f"(entry point group am3f.models)")
 
 
 def _folds(args: argparse.Namespace, data) -> list[int]:
     from .data import parse_index_ranges
+    from .folds import fold_names
 
-    return parse_index_ranges(getattr(args, "folds", None), len(data.subject_ids))
+    return parse_index_ranges(getattr(args, "folds", None), len(fold_names(data)))

@@ -51,6 +51,8 @@ class FlowDataset:
     synthetic: bool = False
     class_names: tuple[str, ...] = CLASS_NAMES
     extra: dict = field(default_factory=dict)
+    # what one fold leaves out (am3f.folds): "subject" (LOSO) or "dataset" (the cross-database protocol)
+    fold_by: str = "subject"
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -61,6 +63,7 @@ class FlowDataset:
             x=self.x[mask], labels=self.labels[mask], subjects=self.subjects[mask],
             datasets=self.datasets[mask], sample_ids=self.sample_ids[mask], name=self.name,
             root=self.root, synthetic=self.synthetic, class_names=self.class_names, extra=self.extra,
+            fold_by=self.fold_by,
         )
 
     @property
@@ -98,7 +101,7 @@ class DatasetNormalisation:
                 x[rows] = (x[rows] - m[:, None, None]) / s[:, None, None] * self.std[:, None, None] \
                     + self.mean[:, None, None]
         return FlowDataset(x.astype(np.float32), data.labels, data.subjects, data.datasets, data.sample_ids,
-                           name=data.name, root=data.root)
+                           name=data.name, root=data.root, fold_by=data.fold_by)
 
 
 def dataset_normalisation(data: FlowDataset, train_rows: np.ndarray) -> DatasetNormalisation:

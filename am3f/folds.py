@@ -1,45 +1,80 @@
-"""The LOSO fold as one concept: the ONE place its rows, its seed and its training group are computed.
+"""The fold as one concept: the ONE place its rows, its seed and its training group are computed.
 
-Fold ``k`` holds out the ``k``-th subject of ``data.subject_ids`` (sorted): it trains on every other
-subject's rows and is tested on that subject's rows (:func:`fold_rows`, like scikit-learn's
-``LeaveOneGroupOut.split``). Every consumer (the LOSO engine, the fold runner, the notebooks' fold
-models, CAM evaluation, Grad-CAM, checkpoints) takes its rows and seeds from here.
-No torch here: the command line and the run bookkeeping use it too.
+Two protocols, chosen by ``data.fold_by`` (:func:`with_split`):
+
+* ``"subject"``, leave-one-subject-out (the default): fold ``k`` holds out the ``k``-th subject of
+  ``data.subject_ids`` (sorted), trains on every other subject's rows and is tested on that subject's
+  rows (:func:`fold_rows`, like scikit-learn's ``LeaveOneGroupOut.split`` with the subjects as groups);
+* ``"dataset"``, the cross-database protocol: fold ``k`` holds out the ``k``-th source dataset (casme2,
+  samm, smic) and trains on the other two, so a model is tested on recording conditions it never saw.
+
+Every consumer (the LOSO engine, the fold runner, the notebooks' fold models, CAM evaluation, Grad-CAM,
+checkpoints) takes its rows and seeds from here. No torch here: the command line and the run
+bookkeeping use it too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
 
 from .data import FlowDataset
+from .errors import AM3FError
 from .recipe import TrainConfig
+
+SPLITS = ("subject", "dataset")
+
+
+def with_split(data: FlowDataset, split: str) -> FlowDataset:
+    """``data`` folded by ``split`` ("subject": LOSO; "dataset": cross-database)."""
+    if split not in SPLITS:
+        raise AM3FError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if split == "dataset" and len(set(data.datasets.tolist())) < 2:
+        raise AM3FError(f"the cross-database split needs at least two source datasets; {data.name} has "
+                        f"{', '.join(sorted(set(data.datasets.tolist())))}")
+    return replace(data, fold_by=split)
+
+
+def _fold_keys(data: FlowDataset) -> np.ndarray:
+    return data.datasets if data.fold_by == "dataset" else data.subjects
+
+
+def fold_names(data: FlowDataset) -> list[str]:
+    """What each fold holds out, in fold order (sorted): subjects, or source datasets."""
+    return sorted(set(_fold_keys(data).tolist()))
 
 
 def fold_rows(data: FlowDataset, fold: int) -> tuple[np.ndarray, np.ndarray]:
-    """(training rows, test rows) of LOSO fold ``fold``, as sorted index arrays into ``data``."""
-    held_out = data.subjects == data.subject_ids[fold]
+    """(training rows, test rows) of fold ``fold``, as sorted index arrays into ``data``."""
+    held_out = _fold_keys(data) == fold_names(data)[fold]
     return np.flatnonzero(~held_out), np.flatnonzero(held_out)
 
 
 def loso_split(data: FlowDataset) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(training rows, test rows) of every fold, in fold order."""
-    for k in range(len(data.subject_ids)):
+    for k in range(len(fold_names(data))):
         yield fold_rows(data, k)
 
 
-def fold_of(data: FlowDataset, subject: str) -> int:
-    """The fold that holds ``subject`` out."""
-    try:
-        return data.subject_ids.index(str(subject))
-    except ValueError:
-        raise ValueError(f"subject {subject!r} is not in {data.name}") from None
+def fold_of(data: FlowDataset, name: str) -> int:
+    """The fold that holds ``name`` out: a fold name (:func:`fold_names`), or a subject (the fold of
+    its source dataset under the cross-database split)."""
+    names = fold_names(data)
+    name = str(name)
+    if name in names:
+        return names.index(name)
+    rows = np.flatnonzero(data.subjects == name)
+    if not len(rows):
+        raise ValueError(f"subject {name!r} is not in {data.name}")
+    return names.index(str(_fold_keys(data)[rows[0]]))
 
 
 def held_out_rows(data: FlowDataset, subject: str) -> np.ndarray:
-    """The test rows of the fold that holds ``subject`` out (that subject's samples)."""
-    return fold_rows(data, fold_of(data, subject))[1]
+    """The rows of ``subject``, all of them held out by the fold :func:`fold_of` gives for it."""
+    test = fold_rows(data, fold_of(data, subject))[1]
+    return test[data.subjects[test] == str(subject)]
 
 
 def split_fold(data: FlowDataset, fold: int) -> tuple[FlowDataset, FlowDataset]:
@@ -49,14 +84,15 @@ def split_fold(data: FlowDataset, fold: int) -> tuple[FlowDataset, FlowDataset]:
 
 
 def check_fold(data: FlowDataset, fold: int) -> None:
-    """The LOSO invariant, asserted for every fold before anything is trained."""
-    subject = data.subject_ids[fold]
+    """The fold invariant, asserted for every fold before anything is trained: no held-out subject (and,
+    across databases, no held-out dataset) and no held-out sample in the training rows."""
+    name, keys = fold_names(data)[fold], _fold_keys(data)
     train, test = fold_rows(data, fold)
-    if subject in set(data.subjects[train].tolist()) or set(data.sample_ids[train].tolist()) & set(
-            data.sample_ids[test].tolist()):
-        raise AssertionError(f"LOSO violated: test subject {subject} is in the training set")
-    if len(test) == 0 or set(data.subjects[test].tolist()) != {subject}:
-        raise AssertionError(f"LOSO fold for subject {subject} must hold exactly that subject's samples")
+    if (name in set(keys[train].tolist()) or set(data.subjects[train].tolist()) & set(data.subjects[test].tolist())
+            or set(data.sample_ids[train].tolist()) & set(data.sample_ids[test].tolist())):
+        raise AssertionError(f"LOSO violated: test subject {name} is in the training set")
+    if len(test) == 0 or set(keys[test].tolist()) != {name}:
+        raise AssertionError(f"LOSO fold for {data.fold_by} {name} must hold exactly its samples")
 
 
 def fold_seed(seed: int, member: int = 0) -> int:

@@ -34,7 +34,7 @@ from .rundir import RunResult, as_runs, load_epoch_scores
 from .stats import compare_runs, format_delta
 from .tables import format_score, published_peers, scores_long
 from .writers import EMPTY, DisplayTable, display_table
-from .zoo import ARCHITECTURES
+from .zoo import ARCHITECTURES, display_name
 
 # columns of leaderboard_table() that measure the machine, not the method: left out of what is displayed
 TIMING_COLUMNS: tuple[str, ...] = ("core-s / seed",)
@@ -55,7 +55,8 @@ def schedule_of(variant: str) -> str:
 
 def _published(arch: str) -> tuple[str, str]:
     peers = published_peers()
-    base = ARCHITECTURES[arch].reduction_of or arch  # a declared reduction has no published number of its own
+    # a declared reduction has no published number of its own
+    base = (ARCHITECTURES[arch].reduction_of if arch in ARCHITECTURES else "") or arch
     row = peers[peers["arch"] == base]
     if row.empty or np.isnan(row["composite_uf1"].iloc[0]):
         return EMPTY, row["protocol"].iloc[0] if not row.empty else EMPTY
@@ -89,7 +90,7 @@ def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], referenc
         comp = long[long.subset == "composite"].set_index("metric")
         oracle = oracle_scores(run)
         ids = sorted(set(run.predictions["sample_id"].astype(str)))
-        row = {"variant": variant, "arch": arch, "method": ARCHITECTURES[arch].display_name,
+        row = {"variant": variant, "arch": arch, "method": display_name(arch),
                "schedule": schedule_of(variant), "seeds": int(comp.loc["uf1", "n_seeds"]),
                "uf1": comp.loc["uf1", "mean"], "uf1_std": comp.loc["uf1", "std"],
                "uf1_lo": comp.loc["uf1", "ci_lo"], "uf1_hi": comp.loc["uf1", "ci_hi"],
@@ -178,3 +179,34 @@ def leaderboard_figure(rows: pd.DataFrame, title: str = "", synthetic: bool = Fa
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
     return fig
+
+
+# ----------------------------------------------------------------------------- cross-database protocol
+def cross_database_table(runs: Mapping[str, RunResult | str | os.PathLike], reference: str = REFERENCE,
+                         digits: int = 4) -> pd.DataFrame:
+    """Runs of the cross-database split (``am3f loso --split dataset``: each source dataset held out
+    in turn, trained on the other two): composite UF1 / UAR over the pooled predictions, the UF1 on
+    each held-out dataset (mean ± std over seeds [95 % subject-bootstrap interval]) and the paired
+    Δ UF1 against ``reference`` on the same subjects. No published column: the peers' papers report
+    LOSO numbers, which are not this protocol's."""
+    from .data import DATASET_TITLES
+
+    loaded = dict(zip(runs.keys(), as_runs(runs)))
+    ref = loaded.get(reference)
+    out = []
+    for variant, run in loaded.items():
+        long = scores_long(run).set_index(["subset", "metric"])
+        row = {"Method": display_name(arch_of(variant)), "Schedule": schedule_of(variant),
+               "UF1": format_score(long.loc[("composite", "uf1")], digits),
+               "UAR": format_score(long.loc[("composite", "uar")], digits)}
+        for subset in sorted(s for s in long.index.get_level_values(0).unique() if s != "composite"):
+            row[f"{DATASET_TITLES.get(subset, subset)} held out: UF1"] = format_score(long.loc[(subset, "uf1")],
+                                                                                        digits)
+        delta = EMPTY
+        if ref is not None and variant != reference:
+            c = compare_runs(run, ref)
+            delta = format_delta(c["delta_uf1"], c["delta_uf1_ci95"], digits) + f", p {c['p_uf1']:.3f}"
+        row["Δ UF1 vs AM3F-FlowNet"] = delta
+        row["Seeds"] = len(run.seeds) if run.complete else f"{len(run.seeds)} (PARTIAL)"
+        out.append(row)
+    return pd.DataFrame(out)

@@ -30,7 +30,7 @@ from typing import Protocol
 
 from .data import FlowDataset
 from .errors import AM3FError
-from .folds import check_fold, split_fold
+from .folds import check_fold, fold_names, split_fold
 from .rundir import FoldOutput, dataset_info, fold_stem, merge_run, prepare_run_dir, write_fold
 from .utils import progress
 
@@ -204,8 +204,8 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
     must not depend on which notebook made the run).
     """
     out = Path(out)
-    subjects = data.subject_ids
-    fold_ids = list(range(len(subjects))) if folds is None else list(folds)
+    names = fold_names(data)  # what each fold holds out: subjects, or source datasets (am3f.folds)
+    fold_ids = list(range(len(names))) if folds is None else list(folds)
     config = dict(config or {})
     config.setdefault("dataset", dataset_info(data))
     config = prepare_run_dir(out, config)
@@ -218,7 +218,7 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
         check_fold(data, k)
     if todo and hasattr(runner, "prepare"):
         runner.prepare()
-    groups = runner.groups(data) if hasattr(runner, "groups") else [[k] for k in range(len(subjects))]
+    groups = runner.groups(data) if hasattr(runner, "groups") else [[k] for k in range(len(names))]
     # a group is computed whole (its folds' numbers depend on it); only the folds asked for are written
     tasks = [(s, list(g)) for s in seeds for g in groups if any((s, k) in todo for k in g)]
     bar = progress(total=len(todo), desc="LOSO folds", unit="fold", disable=not show_progress)
@@ -228,7 +228,7 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
                 if (seed, k) not in todo:
                     continue
                 train, test = split_fold(data, k)
-                write_fold(out, data, test, result, seed=seed, fold=k, subject=subjects[k], n_train=len(train),
+                write_fold(out, data, test, result, seed=seed, fold=k, subject=names[k], n_train=len(train),
                            wall=wall, device=device)
                 bar.update(1)
             bar.set_postfix_str(f"seed {seed}")

@@ -26,7 +26,7 @@ from .writers import PER_SAMPLE_DIR
 
 NOTEBOOKS: tuple[str, ...] = (
     "00_walkthrough", "01_optical_flow", "02_train_loso", "03_results_tables", "04_ablations",
-    "05_confusion_matrices", "06_gradcam", "07_protocol_audit", "08_explorer", "09_leaderboard",
+    "05_confusion_matrices", "06_gradcam", "07_protocol_audit", "08_explorer", "09_leaderboard", "10_your_model",
 )
 
 ABLATION_VARIANTS_FULL: tuple[str, ...] = (
@@ -51,7 +51,7 @@ PROFILES: dict[str, dict] = {
               "cam_folds": 2},
     # Grad-CAM class averages over the held-out samples of 8 folds (their fold models are re-trained)
     "full": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "variants": list(ABLATION_VARIANTS_FULL),
-             "max_cam_samples": 0, "cam_folds": 8, "notebooks": list(NOTEBOOKS[:-1])},
+             "max_cam_samples": 0, "cam_folds": 8, "notebooks": list(NOTEBOOKS[:9])},
     # Dual-Inception's 6.4 M-parameter dense layer makes a seed take ~30 min on 2 cores: two seeds
     "leaderboard": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "leaderboard": list(LEADERBOARD_FULL),
                     "variant_seeds": {"dualinception": [0, 1], "rcn-authors": [0]}, "notebooks": ["09_leaderboard"]},
@@ -108,6 +108,11 @@ def notebook_parameters(name: str, profile: str, data_root: str, out: Path, shar
     return {**common, **extra.get(name, {})}
 
 
+def _absolute_model(model: str) -> str:
+    where, _, factory = model.rpartition(":")
+    return f"{Path(where).resolve()}:{factory}" if where.endswith(".py") else model
+
+
 def _declared_parameters(path: Path) -> set[str]:
     import papermill as pm
 
@@ -131,10 +136,11 @@ def quiet_kernel_manager():
 
 def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick", out: str | os.PathLike | None = None,
               notebooks: Sequence[str] | None = None, kernel: str = "python3", show_progress: bool = True,
-              shared_dir: str | os.PathLike = "", workers: int = 0, scheduler: str = "") -> Path:
+              shared_dir: str | os.PathLike = "", workers: int = 0, scheduler: str = "", model: str = "") -> Path:
     """Execute the notebooks in order into ``out`` (default: ``reproduce-<profile>`` in
     :func:`default_out_dir`), see module doc; returns ``out``. ``shared_dir``: real reference
-    material for notebooks 01 and 03 (see :func:`check_inputs`)."""
+    material for notebooks 01 and 03 (see :func:`check_inputs`). ``model``: the notebooks' ``model``
+    parameter (e.g. your own ``PATH.py:FACTORY``; a relative path is made absolute: notebooks run in OUT)."""
     import papermill as pm
 
     from .utils import progress
@@ -158,6 +164,8 @@ def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick"
         declared = _declared_parameters(nb)
         params = {k: v for k, v in notebook_parameters(name, profile, data_root, out, shared_dir, workers,
                                                        scheduler).items() if k in declared}
+        if model and "model" in declared:
+            params["model"] = _absolute_model(model)
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(out / f"{name}.ipynb"), parameters=params, kernel_name=kernel,

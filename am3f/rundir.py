@@ -45,9 +45,21 @@ class FoldOutput:
 
 
 def dataset_info(data: FlowDataset) -> dict:
-    """What a run's config.json records about its data."""
-    return {"name": data.name, "root": str(data.root) if data.root else None, "synthetic": data.synthetic,
+    """What a run's config.json records about its data (and, for the cross-database split, how it is
+    folded: recorded only then, so LOSO runs' configurations read as before)."""
+    info = {"name": data.name, "root": str(data.root) if data.root else None, "synthetic": data.synthetic,
             "n_samples": len(data), "n_subjects": len(data.subject_ids)}
+    if data.fold_by != "subject":
+        from .folds import fold_names
+
+        info.update(split=data.fold_by, n_folds=len(fold_names(data)))
+    return info
+
+
+def expected_folds(config: dict) -> int | None:
+    """How many folds a seed of the run has: one per subject (LOSO), or ``n_folds`` of its split."""
+    dataset = config.get("dataset", {})
+    return dataset.get("n_folds", dataset.get("n_subjects"))
 
 
 def fold_stem(seed: int, fold: int) -> str:
@@ -136,7 +148,7 @@ def merge_run(out: str | os.PathLike) -> pd.DataFrame:
     preds = pd.concat(frames, ignore_index=True).sort_values(["seed", "fold", "sample_id"], kind="stable")
     atomic_write_text(out / "predictions.csv", preds.to_csv(index=False, float_format="%.6f"))
 
-    n_subjects = config.get("dataset", {}).get("n_subjects")
+    n_subjects = expected_folds(config)
     seeds = sorted({m["seed"] for m in metas})
     per_seed = {s: sorted(m["fold"] for m in metas if m["seed"] == s) for s in seeds}
     complete = n_subjects is not None and all(len(f) == n_subjects for f in per_seed.values())
@@ -198,7 +210,7 @@ class RunResult:
     def describe(self) -> str:
         tag = " [SYNTHETIC]" if self.synthetic else ""
         done = self.info.get("folds_done", {})
-        n_sub = self.config.get("dataset", {}).get("n_subjects")
+        n_sub = expected_folds(self.config)
         state = "complete" if self.complete else f"PARTIAL: folds done per seed {done} of {n_sub}"
         return f"{self.label or self.path.name}{tag}: seeds {self.seeds}, {state}"
 

@@ -23,8 +23,10 @@ from .recipe import LEGACY_EXECUTION_KEYS, TrainConfig
 from .utils import atomic_write
 
 OUT_ENV = "AM3F_OUT"
-# execution settings that do not change what is computed, left out of the hash (older runs recorded threads)
+# execution settings that do not change what is computed, left out of the hash (older runs recorded threads);
+# where a user's model file lies (its content counts: the SHA-256 in the same record)
 EXECUTION_KEYS = {"train_config": LEGACY_EXECUTION_KEYS, "dataset": ("root",)}
+SOURCE_LOCATION_KEYS = ("path",)
 
 
 # ----------------------------------------------------------------------------- paths
@@ -61,12 +63,24 @@ def run_config(data, model: str = "", variant: str = "", **train_overrides) -> d
     return json.loads(json.dumps(config))
 
 
+def run_name(variant: str) -> str:
+    """A folder name for a variant: itself, or for a user's model its file and factory (``my_model.py_build``)."""
+    import re
+
+    return re.sub(r"[^\w.]+", "_", variant.rsplit("/", 1)[-1])
+
+
 def config_hash(config: dict) -> str:
     # the dataset root differs between machines/caches for the same data; the content counts
     stable = dict(config)
     for section, keys in EXECUTION_KEYS.items():
         if isinstance(stable.get(section), dict):
             stable[section] = {k: v for k, v in stable[section].items() if k not in keys}
+    model = stable.get("model_config")
+    if isinstance(model, dict) and isinstance(model.get("source"), dict):
+        model = {**model, "source": {k: v for k, v in model["source"].items() if k not in SOURCE_LOCATION_KEYS}}
+        model["arch"] = model["arch"].rsplit("/", 1)[-1]  # a file's name, not its folder
+        stable["model_config"] = model
     return hashlib.sha1(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
@@ -90,10 +104,22 @@ def start_run(data, config: dict, out: str | os.PathLike, *, seeds: Sequence[int
     from .runner import TrainRunner
 
     model_cfg, train_cfg = recipe_of(config)
+    _refuse_changed_model(Path(out), config)
     runner = TrainRunner(model_cfg, train_cfg, device=device, record_epochs=record_epochs, threads=threads)
     return run_loso(data, runner, out, seeds=seeds, folds=folds, config=config, device=str(device),
                     workers=workers, scheduler=scheduler or None, show_progress=show_progress,
                     report_resume=report_resume)
+
+
+def _refuse_changed_model(out: Path, config: dict) -> None:
+    """A run of a user's model resumes only with the code it started with (its recorded source)."""
+    old = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
+    was = (old or {}).get("model_config", {}).get("source")
+    now = config.get("model_config", {}).get("source")
+    if was and now and was != now:
+        raise AM3FError(f"{out}: this run was started with other model code ({was.get('path') or was.get('module')}, "
+                        f"SHA-256 {str(was.get('sha256'))[:12]}..., version {was.get('version')}); its results "
+                        f"would mix two models: use a new --out")
 
 
 def parse_seeds(seeds: Sequence[int] | int | str) -> list[int]:
@@ -114,21 +140,24 @@ def parse_seeds(seeds: Sequence[int] | int | str) -> list[int]:
 def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.PathLike | None = None,
                model: str = "", variant: str = "", seeds: Sequence[int] | int | str = (0,),
                folds: str | Sequence[int] | None = "", epochs: int = 0, device: str = "auto",
-               workers: int = 0, scheduler: str = "", show_progress: bool = True) -> Path:
+               workers: int = 0, scheduler: str = "", split: str = "subject", show_progress: bool = True) -> Path:
     """A LOSO run of the variant (``model``, ``variant``) name on ``data``: reused when done, resumed
     when partial, else trained.
 
     ``run_dir`` empty: ``runs_dir/<variant>-<config hash>`` (so notebooks with equal parameters
     share one run). ``folds``: '' = every subject, or a range like '0-1' (quick looks only: a partial
     run is not a LOSO result). ``epochs`` 0 = the declared schedule of the variant. ``workers`` 0 =
-    every usable core; ``scheduler``: a Dask scheduler address to run the folds on instead.
+    every usable core; ``scheduler``: a Dask scheduler address to run the folds on instead. ``split``:
+    "subject" (LOSO) or "dataset" (cross-database, :func:`am3f.folds.with_split`).
     What it prints does not depend on whether the run existed before (notebooks show the same
     output whichever of them ran first).
     """
     from .data import parse_index_ranges
+    from .folds import fold_names, with_split
     from .loso import usable_cores
     from .utils import pick_device
 
+    data = with_split(data, split)
     config = run_config(data, model, variant, epochs=epochs or None)
     if run_dir:
         path = Path(run_dir)
@@ -143,11 +172,11 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
             config = old
     else:
         base = Path(runs_dir) if runs_dir else default_out_dir() / "runs"
-        path = base / f"{config['variant']}-{config_hash(config)}"
+        path = base / f"{run_name(config['variant'])}-{config_hash(config)}"
         if (path / "config.json").is_file():
             # same experiment, perhaps other execution settings (data location): resume it as made
             config = json.loads((path / "config.json").read_text())
-    fold_ids = parse_index_ranges(folds if folds not in (None, "") else None, len(data.subject_ids))
+    fold_ids = parse_index_ranges(folds if folds not in (None, "") else None, len(fold_names(data)))
     dev = pick_device(device)
     return start_run(data, config, path, seeds=parse_seeds(seeds), folds=fold_ids, device=dev,
                      workers=1 if dev.type == "cuda" else (workers or usable_cores()), scheduler=scheduler,
@@ -167,14 +196,16 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
     mode; it takes raw (u, v, strain) in [0, 1] (a run's input normalisation is inside it)."""
     import torch
 
-    from .folds import fold_of, group_of
+    from .folds import fold_names, fold_of, group_of, with_split
     from .runner import InputNormalised, fit_folds, fold_input_normalisation
     from .zoo import build_model
 
     run_dir = Path(run_dir)
-    model_cfg, train_cfg = recipe_of(json.loads((run_dir / "config.json").read_text()))
+    config = json.loads((run_dir / "config.json").read_text())
+    model_cfg, train_cfg = recipe_of(config)
+    data = with_split(data, config.get("dataset", {}).get("split", "subject"))  # folded as the run was
     fold = fold_of(data, subject)
-    path = run_dir / "fold-models" / f"s{seed}_{subject}.pt"
+    path = run_dir / "fold-models" / f"s{seed}_{fold_names(data)[fold]}.pt"
     if not (cache and path.is_file()):
         # with input normalisation every fold trains alone (am3f.runner.fit_folds)
         group = [fold] if train_cfg.input_norm else group_of(data, train_cfg, fold)
@@ -184,7 +215,7 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
         for f in fits:
             inner = f.models[0].model if isinstance(f.models[0], InputNormalised) else f.models[0]
             state = {k: v.detach().cpu() for k, v in inner.state_dict().items()}
-            atomic_write(run_dir / "fold-models" / f"s{seed}_{data.subject_ids[f.fold]}.pt",
+            atomic_write(run_dir / "fold-models" / f"s{seed}_{fold_names(data)[f.fold]}.pt",
                          lambda p, st=state: torch.save(st, p))
     model = build_model(model_cfg, image_size=data.image_size[0])
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))

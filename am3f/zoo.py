@@ -146,9 +146,21 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def is_user_model(name: str) -> bool:
+    """A model of the user's (``file.py:factory``, ``module:factory``, an ``am3f.models`` entry point)."""
+    from .usermodel import entry_points, is_reference
+
+    return isinstance(name, str) and name not in ARCHITECTURES and (is_reference(name) or name in entry_points())
+
+
 def get_variant(name: str) -> tuple[object, dict]:
-    """Model config and training overrides of a named variant (:data:`VARIANTS`)."""
+    """Model config and training overrides of a named variant (:data:`VARIANTS`); a user model is its
+    own single variant, trained with the declared schedule (am3f.usermodel)."""
     variants = _variants()
+    if name not in variants and is_user_model(name):
+        from .usermodel import user_config
+
+        return user_config(name), {}
     if name not in variants:
         raise AM3FError(f"unknown variant {name!r} (known: {', '.join(variants)})")
     cfg, train_overrides, _ = variants[name]
@@ -159,8 +171,13 @@ def model_variant(model: str | None = None, variant: str | None = None) -> str:
     """The variant a (model, variant) request names: the ONE rule of the command line, the notebooks
     and the benchmarks. Neither: ``full`` (AM3F-FlowNet); a model alone: its default variant; a
     variant alone: that variant (it names its architecture); both: they must agree."""
+    if model and is_user_model(model):
+        if variant and variant != model:
+            raise AM3FError(f"model {model!r} is your own: it has no named variants (got {variant!r})")
+        return model
     if model and model not in ARCHITECTURES:
-        raise AM3FError(f"unknown model {model!r} (known: {', '.join(ARCHITECTURES)})")
+        raise AM3FError(f"unknown model {model!r} (known: {', '.join(ARCHITECTURES)}, or your own as "
+                        f"PATH.py:FACTORY / package.module:FACTORY)")
     if not variant:
         return ARCHITECTURES[model or "am3f"].default_variant
     arch = get_variant(variant)[0].arch
@@ -173,6 +190,10 @@ def model_variant(model: str | None = None, variant: str | None = None) -> str:
 def model_config_from_dict(d: dict):
     """A model config from its dict form (config.json, checkpoints), of the class its ``"arch"`` names."""
     arch = d.get("arch", "am3f")
+    if is_user_model(arch):
+        from .usermodel import UserModelConfig
+
+        return UserModelConfig.from_dict(d)
     if arch not in ARCHITECTURES:
         raise AM3FError(f"unknown architecture {arch!r} (known: {', '.join(ARCHITECTURES)})")
     return ARCHITECTURES[arch].config_from_dict(d)
@@ -184,7 +205,16 @@ def build_model(spec: str | dict | object = "full", image_size: int = 28):
         spec = get_variant(spec)[0]
     elif isinstance(spec, dict):
         spec = model_config_from_dict(spec)
+    if is_user_model(spec.arch):
+        from .usermodel import build_user_model
+
+        return build_user_model(spec, image_size=image_size)
     return ARCHITECTURES[spec.arch].build(spec, image_size=image_size)
+
+
+def display_name(arch: str) -> str:
+    """How tables name an architecture (a user model: by its reference)."""
+    return ARCHITECTURES[arch].display_name if arch in ARCHITECTURES else arch
 
 
 def count_parameters(model) -> int:

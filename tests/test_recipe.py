@@ -103,3 +103,51 @@ def test_fold_seed_and_groups():
     cfg = TrainConfig(batch_size=4, fold_group=2)
     # training sets of 10, 10, 10 (2 batches) and 6 (1 batch): grouped by shape, at most 2 a group
     assert fold_groups(data, cfg) == [[0, 1], [2], [3]]
+
+
+# ----------------------------------------------------------------------------- the cross-database split
+def two_dataset_set():
+    from am3f.data import FlowDataset
+
+    subjects = np.repeat(["a1", "a2", "b1", "b2", "c1"], 3)
+    datasets = np.array([s[0] for s in subjects])
+    return FlowDataset(np.zeros((15, 3, 8, 8), np.float32), np.tile([0, 1, 2], 5), subjects, datasets,
+                       np.array([f"i{i}" for i in range(15)]))
+
+
+def test_the_cross_database_split_holds_out_one_source_dataset_per_fold():
+    from am3f.folds import check_fold, fold_names, with_split
+
+    data = with_split(two_dataset_set(), "dataset")
+    assert fold_names(data) == ["a", "b", "c"]
+    for k, (train, test) in enumerate(loso_split(data)):
+        check_fold(data, k)
+        assert set(data.datasets[test]) == {fold_names(data)[k]}
+        assert fold_names(data)[k] not in set(data.datasets[train])
+    assert fold_of(data, "b2") == 1  # a subject's fold is its dataset's
+    np.testing.assert_array_equal(held_out_rows(data, "b2"), np.flatnonzero(data.subjects == "b2"))
+    assert fold_names(with_split(data, "subject")) == ["a1", "a2", "b1", "b2", "c1"]
+    with pytest.raises(AM3FError, match="split must be one of"):
+        with_split(data, "session")
+    one = two_dataset_set()
+    one.datasets[:] = "a"
+    with pytest.raises(AM3FError, match="at least two source datasets"):
+        with_split(one, "dataset")
+
+
+@pytest.mark.real_data
+def test_loso_split_dataset_predicts_every_sample_once_in_three_folds(composite_dir, tmp_path):
+    import json
+
+    import pandas as pd
+
+    out = tmp_path / "xdb"
+    assert main(["loso", "--split", "dataset", "--data", str(composite_dir), "--epochs", "1", "--workers", "1",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    preds = pd.read_csv(out / "predictions.csv")
+    assert len(preds) == 442 and preds["sample_id"].is_unique and sorted(preds["fold"].unique()) == [0, 1, 2]
+    for _, g in preds.groupby("fold"):  # each fold is one whole source dataset
+        assert g["dataset"].nunique() == 1
+    run = json.loads((out / "run.json").read_text())
+    assert run["complete"] and run["config"]["dataset"]["split"] == "dataset"
+    assert main(["score", str(out)]) == 0
