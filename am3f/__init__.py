@@ -11,6 +11,7 @@ Pipeline
     ``extract``   turn a licensed raw CASME II / SAMM / SMIC-HS copy into flow images (composite layout)
     ``synth``     the embedded SYNTHETIC set (procedural faces, known motion) and its ground truth
     ``data``      flow-image datasets in the composite layout (``FlowDataset``); the synthetic default
+    ``manifest``  is my data the same? the shipped manifest of the real set, ``am3f data verify``
     ``model``     AM3F-FlowNet: one branch per map, MSFF, MOFRW, head; named ablation variants
     ``peers``     STSTNet (and its published weights), Dual-Inception, OFF-ApexNet, RCN, HTNet, with their
                   authors' recipes

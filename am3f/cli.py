@@ -85,6 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     p.set_defaults(func=commands.cmd_evaluate_weights)
 
+    p = sub.add_parser("data", help="check a composite folder: `am3f data verify DIR`",
+                       description="Is my data the same? Compares a composite-layout folder with the manifest "
+                                   "shipped in the package (per sample: id, dataset, subject, label, SHA-256 of "
+                                   "the PNG, per-channel mean) of the set every committed real table was made "
+                                   "from. Exit 0: identical; 1: differences (each named by sample); 2: unusable "
+                                   "input.")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    v = data_sub.add_parser("verify", help="compare DIR with the manifest, sample by sample")
+    v.add_argument("folder", metavar="DIR", help="composite-layout folder (labels CSV + flows/)")
+    v.add_argument("--manifest", default=None, metavar="CSV",
+                   help="another manifest (written by am3f.manifest.build_manifest; default: the shipped one)")
+    v.add_argument("--compare-with", default=None, metavar="REFERENCE_DIR",
+                   help="also correlate DIR's flows, channel by channel, with this composite folder's (e.g. a "
+                        "folder made by `am3f extract` against the official flow images)")
+    v.set_defaults(func=commands.cmd_data_verify)
+
     p = sub.add_parser("score", help="MEGC2019 UF1 / UAR / accuracy of a run directory",
                        description="Pools all folds (and merges folds written by separate processes), prints "
                                    "composite and per-dataset scores, mean ± std over seeds and the 95 % "
@@ -264,14 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except AM3FError as exc:
         print(f"am3f {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
-    return 0
+    return code if isinstance(code, int) else 0  # a command may report a finding by its exit code
 
 
 if __name__ == "__main__":

@@ -26,6 +26,31 @@ def cmd_evaluate_weights(args: argparse.Namespace) -> None:
     print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
 
 
+# ----------------------------------------------------------------------------- data verify
+def cmd_data_verify(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .manifest import flow_correlation, verify
+
+    manifest = pd.read_csv(args.manifest, dtype={"subject": str}) if args.manifest else None
+    diffs, identical = verify(args.folder, manifest)
+    total = identical + len({d["sample_id"] for d in diffs if d["kind"] != "extra"})
+    if args.compare_with:
+        corr = flow_correlation(args.folder, args.compare_with)
+        print(f"flows of {args.folder} vs {args.compare_with}: {len(corr)} samples in both; Pearson r per channel")
+        for c in corr.columns[1:]:
+            low = corr.nsmallest(3, c)
+            print(f"  {c:<7} mean {corr[c].mean():.3f}  median {corr[c].median():.3f}  lowest: "
+                  + ", ".join(f"{s} {r:.2f}" for s, r in zip(low['sample_id'], low[c])))
+    if not diffs:
+        print(f"{identical} of {total} samples identical to the manifest")
+        return 0
+    print(f"{identical} of {total} samples identical; {len(diffs)} difference(s):")
+    for d in diffs:
+        print(f"  {d['sample_id']}: {d['kind']} ({d['detail']})")
+    return 1
+
+
 # ----------------------------------------------------------------------------- score
 def cmd_score(args: argparse.Namespace) -> None:
     from .metrics import format_summary, summarize

@@ -12,6 +12,7 @@ float32 arrays in that same order, **(u, v, strain)**, scaled to [0, 1] (pixel /
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,16 @@ def dataset_normalised(data: FlowDataset, train_rows: np.ndarray) -> FlowDataset
     """``data`` with :func:`dataset_normalisation` of ``train_rows`` applied. Values stay near [0, 1], so
     the flow-aware mirror stays meaningful."""
     return dataset_normalisation(data, train_rows).apply(data)
+
+
+def data_fingerprint(data: FlowDataset) -> str:
+    """SHA-256 (hex) over every sample in sample-id order: its id, label, and its image as the loader
+    gives it (float32 (3, H, W), C order). The same for the same images and labels on any machine."""
+    h = hashlib.sha256()
+    for i in np.argsort(data.sample_ids, kind="stable"):
+        h.update(f"{data.sample_ids[i]}\t{int(data.labels[i])}\n".encode())
+        h.update(np.ascontiguousarray(data.x[i], dtype=np.float32).tobytes())
+    return h.hexdigest()
 
 
 def find_labels_csv(root: Path) -> Path:

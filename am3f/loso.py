@@ -31,7 +31,7 @@ from typing import Protocol
 from .data import FlowDataset
 from .errors import AM3FError
 from .folds import check_fold, fold_names, split_fold
-from .rundir import FoldOutput, dataset_info, fold_stem, merge_run, prepare_run_dir, write_fold
+from .rundir import FoldOutput, dataset_info, fold_stem, merge_run, prepare_run_dir, record_data, write_fold
 from .utils import progress
 
 __all__ = ["FoldOutput", "FoldRunner", "dataset_info", "run_loso", "start_workers_early", "usable_cores"]
@@ -209,6 +209,7 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
     config = dict(config or {})
     config.setdefault("dataset", dataset_info(data))
     config = prepare_run_dir(out, config)
+    record_data(out, data)
 
     todo = {(s, k) for s in seeds for k in fold_ids if not (out / "folds" / f"{fold_stem(s, k)}.json").exists()}
     skipped = len(seeds) * len(fold_ids) - len(todo)

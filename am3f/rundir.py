@@ -131,6 +131,17 @@ def write_fold(out: Path, data: FlowDataset, test: FlowDataset, result: FoldOutp
     atomic_write_text(Path(f"{stem}.json"), json.dumps(meta, indent=2))
 
 
+def record_data(out: Path, data: FlowDataset) -> None:
+    """``OUT/data.json``: the fingerprint of the data a run trains on (:func:`am3f.data.data_fingerprint`),
+    written once; run.json repeats it (not config.json, whose content names the run's folder)."""
+    from .data import data_fingerprint
+
+    path = Path(out) / "data.json"
+    if not path.is_file():
+        atomic_write_text(path, json.dumps({"fingerprint": data_fingerprint(data), "n_samples": len(data),
+                                            "synthetic": data.synthetic}, indent=2))
+
+
 def merge_run(out: str | os.PathLike) -> pd.DataFrame:
     """Combine every finished fold (any seed, any process) into predictions.csv and run.json."""
     out = Path(out)
@@ -166,6 +177,8 @@ def merge_run(out: str | os.PathLike) -> pd.DataFrame:
         "devices": sorted({m["device"] for m in metas}),
         "complete": complete,
         "folds_done": {str(s): len(f) for s, f in per_seed.items()},
+        "data_fingerprint": (json.loads((out / "data.json").read_text())["fingerprint"]
+                             if (out / "data.json").is_file() else None),
         # training seconds summed over a seed's folds: the work of one core (N parallel workers finish in ~1/N)
         "core_s_per_seed": {str(s): round(sum(m["wall_s"] for m in metas if m["seed"] == s), 2) for s in seeds},
         "folds": [{k: m.get(k) for k in ("seed", "fold", "subject", "n_train", "n_test", "wall_s", "device",

@@ -79,8 +79,10 @@ def config_hash(config: dict) -> str:
     model = stable.get("model_config")
     if isinstance(model, dict) and isinstance(model.get("source"), dict):
         model = {**model, "source": {k: v for k, v in model["source"].items() if k not in SOURCE_LOCATION_KEYS}}
-        model["arch"] = model["arch"].rsplit("/", 1)[-1]  # a file's name, not its folder
         stable["model_config"] = model
+        for key, holder in (("arch", model), ("variant", stable), ("model", stable)):
+            if isinstance(holder.get(key), str):
+                holder[key] = holder[key].rsplit("/", 1)[-1]  # a model file's name, not its folder
     return hashlib.sha1(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -65,6 +65,8 @@ RULES = [
     Rule(r"^am3f flow pair\.gif ", needs_real_data=True),
     Rule(r"^am3f extract ", skip="needs a licensed raw CASME II copy; tests/test_extract.py runs it on a fake tree"),
     Rule(r"^am3f synth --out synthetic-set "),
+    Rule(r"^am3f data verify \.\./shared/data/megc2019-composite$", needs_real_data=True,
+         expect="442 of 442 samples identical"),
     Rule(r"^am3f variants$", expect="no_mofrw"),
     Rule(r"^am3f models$", expect="htnet"),
     Rule(r"^am3f loso .*--data synthetic-set ", append=SMALL),

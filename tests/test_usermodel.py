@@ -115,3 +115,16 @@ def test_an_installed_package_registers_a_model_by_entry_point(package, tmp_path
     finally:
         usermodel.entry_points.cache_clear()
         sys.modules.pop("mymodels.tiny", None)
+
+
+def test_the_same_model_file_anywhere_names_the_same_run(tmp_path):
+    from am3f import runs
+    from am3f.notebook import synthetic_data
+
+    data = synthetic_data()
+    hashes = []
+    for folder, text in (("a", MODEL), ("b", MODEL), ("c", MODEL + "\n# edited\n")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "tiny.py").write_text(text)
+        hashes.append(runs.config_hash(runs.run_config(data, f"{tmp_path / folder / 'tiny.py'}:build", epochs=1)))
+    assert hashes[0] == hashes[1] != hashes[2]  # the content counts, not where the file lies
