@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the PNG, per-channel mean) of the set every committed real table was made "
                                    "from. Exit 0: identical; 1: differences (each named by sample); 2: unusable "
                                    "input.")
-    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION",
+                                help="verify: compare a folder with the manifest")
     v = data_sub.add_parser("verify", help="compare DIR with the manifest, sample by sample")
     v.add_argument("folder", metavar="DIR", help="composite-layout folder (labels CSV + flows/)")
     v.add_argument("--manifest", default=None, metavar="CSV",

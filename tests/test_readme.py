@@ -266,5 +266,5 @@ def test_main_job_reproduce_quick(tmp_path):
     out = tmp_path / "out" / "reproduce-quick"
     assert "SYNTHETIC" in proc.stdout and (out / "figures" / "results_synthetic.md").is_file()
     assert not (out / "runs" / "ststnet-published").exists(), "the quick profile must not read real data"
-    assert len(list(out.glob("0*.ipynb"))) == len(reproduce.NOTEBOOKS)
+    assert len(list(out.glob("[0-9][0-9]_*.ipynb"))) == len(reproduce.NOTEBOOKS)
     assert proc.stderr.strip() == "", proc.stderr[-2000:]  # quiet: no kernel log lines, no progress bars
