@@ -28,12 +28,9 @@ def cmd_evaluate_weights(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- data verify
 def cmd_data_verify(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from .manifest import flow_correlation, verify
 
-    manifest = pd.read_csv(args.manifest, dtype={"subject": str}) if args.manifest else None
-    diffs, identical = verify(args.folder, manifest)
+    diffs, identical = verify(args.folder, args.manifest)  # --manifest: a path, checked there (None: shipped)
     total = identical + len({d["sample_id"] for d in diffs if d["kind"] != "extra"})
     if args.compare_with:
         corr = flow_correlation(args.folder, args.compare_with)

@@ -52,12 +52,22 @@ def read_folder(root: str | os.PathLike) -> FolderContents:
     recs = []
     for rec in read_labels(csv_path):
         recs.append({"sample_id": f"{rec['sub']}_{rec['filename_o']}", "dataset": rec["dataset"].lower() or "unknown",
-                     "subject": rec["sub"], "label": int(float(rec["label"])),
+                     "subject": rec["sub"], "label": _label(rec["label"], f"{csv_path}, line {rec['_line']}"),
                      "path": flow_image_path(flows, rec["sub"], rec["filename_o"])})
     rows = pd.DataFrame(recs, columns=["sample_id", "dataset", "subject", "label", "path"])
     named = {p.name for p in rows["path"]}
     extra = sorted(p.name for p in flows.glob("*.png") if p.name not in named)
     return FolderContents(rows, extra)
+
+
+def _label(value: str, where: str) -> int:
+    try:
+        label = float(value)
+        if label != int(label):
+            raise ValueError
+    except (ValueError, OverflowError):
+        raise AM3FError(f"{where}: label {value!r} is not an integer class index") from None
+    return int(label)
 
 
 def _image_record(path: Path) -> dict:
@@ -78,8 +88,27 @@ def build_manifest(root: str | os.PathLike) -> pd.DataFrame:
 def shipped_manifest() -> tuple[pd.DataFrame, dict]:
     """(manifest, its JSON record) of the set the committed real tables were made from."""
     base = resources.files("am3f") / "manifests"
-    table = pd.read_csv(base.joinpath(f"{MANIFEST_NAME}.csv").open(encoding="utf-8"), dtype={"subject": str})
+    table = pd.read_csv(base.joinpath(f"{MANIFEST_NAME}.csv").open(encoding="utf-8"), dtype=_DTYPES)
     return table, json.loads(base.joinpath(f"{MANIFEST_NAME}.json").read_text(encoding="utf-8"))
+
+
+_DTYPES = {"sample_id": str, "dataset": str, "subject": str, "png_sha256": str}
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """A manifest CSV written by :func:`build_manifest` (``--manifest``), checked for its columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise AM3FError(f"{path}: manifest not found")
+    try:
+        table = pd.read_csv(path, dtype=_DTYPES)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise AM3FError(f"{path}: not a readable manifest CSV ({exc})") from None
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise AM3FError(f"{path}: not a manifest (missing column(s) {', '.join(missing)}; "
+                        f"write one with am3f.manifest.build_manifest)")
+    return table
 
 
 def fingerprint_status(data: FlowDataset) -> str:
@@ -96,11 +125,16 @@ def fingerprint_status(data: FlowDataset) -> str:
 
 
 # ----------------------------------------------------------------------------- verification
-def verify(root: str | os.PathLike, manifest: pd.DataFrame | None = None) -> tuple[list[dict], int]:
-    """(differences, number of identical samples) of the folder ``root`` against ``manifest`` (default:
-    the shipped one). A difference: {"sample_id", "kind", "detail"}, kind one of "missing", "extra",
-    "label differs", "dataset differs", "subject differs", "pixels differ", "file differs"."""
-    manifest = shipped_manifest()[0] if manifest is None else manifest
+def verify(root: str | os.PathLike, manifest: pd.DataFrame | str | os.PathLike | None = None
+           ) -> tuple[list[dict], int]:
+    """(differences, number of identical samples) of the folder ``root`` against ``manifest`` (a table, a
+    manifest CSV's path; default: the shipped one). A difference: {"sample_id", "kind", "detail"}, kind one
+    of "missing", "extra", "label differs", "dataset differs", "subject differs", "pixels differ", "file
+    differs"."""
+    if manifest is None:
+        manifest = shipped_manifest()[0]
+    elif not isinstance(manifest, pd.DataFrame):
+        manifest = read_manifest(manifest)
     contents = read_folder(root)
     ref = manifest.set_index("sample_id")
     mine = contents.rows.set_index("sample_id")

@@ -93,3 +93,31 @@ def test_the_fingerprint_follows_every_pixel_and_label_and_runs_record_it(tmp_pa
     run = run_loso(data, EpochRunner(), tmp_path / "run", seeds=[0], show_progress=False)
     assert json.loads((run / "run.json").read_text())["data_fingerprint"] == fp
     assert "data_fingerprint" not in json.loads((run / "config.json").read_text())
+
+
+def test_unusable_input_is_one_line_and_exit_2_and_row_deletions_and_dataset_changes_are_named(tmp_path, capsys):
+    a = write_fake_composite(tmp_path / "a", {"s1": [0, 1, 2], "s2": [2, 1, 0]})
+    manifest = tmp_path / "m.csv"
+    build_manifest(a).to_csv(manifest, index=False)
+    (tmp_path / "bad.csv").write_text("foo,bar\n1,2\n")
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    csv_path = b / "combined_3_class2_for_optical_flow.csv"
+    csv_path.write_text(csv_path.read_text().replace("casme2,s1,EP00_0,0", "casme2,s1,EP00_0,abc"))
+    for argv, message in [([str(b), "--manifest", str(manifest)], "'abc' is not an integer class index"),
+                          ([str(a), "--manifest", str(tmp_path / "none.csv")], "manifest not found"),
+                          ([str(a), "--manifest", str(tmp_path / "bad.csv")], "not a manifest (missing column(s)"),
+                          ([str(tmp_path)], "not a composite-layout folder")]:
+        assert main(["data", "verify", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("am3f data: error:") and message in err and "\n" not in err
+    d = tmp_path / "d"
+    shutil.copytree(a, d)
+    csv_path = d / "combined_3_class2_for_optical_flow.csv"
+    lines = [line.replace("casme2,s2,EP00_2", "samm,s2,EP00_2") for line in csv_path.read_text().splitlines()
+             if "s1,EP02_2" not in line]  # one row deleted (its PNG too), one sample's dataset changed
+    csv_path.write_text("\n".join(lines) + "\n")
+    (d / "flows" / "s1_EP02_2 .png").unlink()
+    diffs, identical = verify(d, manifest)
+    assert identical == 4
+    assert {(x["sample_id"], x["kind"]) for x in diffs} == {("s1_EP02_2", "missing"), ("s2_EP00_2", "dataset differs")}
