@@ -3,7 +3,7 @@
 Data flows one way, one module per stage::
 
     frames -> flow -> data -> model / peers -> zoo -> recipe -> folds -> augment -> train -> runner -> loso
-           -> rundir -> runs -> metrics -> stats -> tables / plots
+           -> rundir -> runs -> tune -> metrics -> stats -> tables / leaderboard / plots
 
 Pipeline
     ``frames``    read onset/apex frames and clips, crop the face (same box for both), spot the apex
@@ -27,6 +27,8 @@ Pipeline
     ``runner``    a whole recipe applied to a group of folds (normalisation, teachers, pre-training,
                   members); the LOSO fold runner
     ``development``  the development half and its subject-grouped CV: how designs are chosen
+    ``tune``      honest tuning, cross-fitted: a recipe chosen per subject half, used for the other half
+    ``memory``    what a model needs in memory: fold groups under a declared budget, workers that fit
     ``checkpoint``  the final model trained on all subjects, saved and loaded (``am3f train`` / ``predict``)
     ``loso``      the leave-one-subject-out engine (resumable, shardable)
     ``rundir``    the run directory: writing folds, merging, reading runs back (``load_run``)
@@ -38,6 +40,7 @@ Results
                   comparisons of two runs (Δ, interval, p) (``am3f compare``)
     ``tables``    results, published peers and ablation tables
     ``leaderboard``  every architecture under one honest protocol, beside its published number
+    ``ensemble``  the honest ensemble of tuned architectures (members chosen by the cross-fitted rule)
     ``audit``     what best-test-epoch picking and other shortcuts would add to our own runs
     ``plots``     flow pictures, class-score bars, confusion matrices
     ``gradcam``   class activation maps per branch and class (pytorch-grad-cam; default chosen by measurement)

@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=_model_name, default=None, metavar="MODEL",
                    help="the architecture notebooks 02-08 train (their `model` parameter): a registry name, or "
                         "your own PATH.py:FACTORY / package.module:FACTORY (default: am3f)")
+    p.add_argument("--recipe", default=None, metavar="RECIPES_JSON",
+                   help="recipes.json of `am3f tune` for the model of notebooks 02-08 (a cross-fitted run)")
     p.add_argument("--notebooks", nargs="*", default=None, metavar="NAME",
                    help="only these notebooks, e.g. 02_train_loso 03_results_tables (default: all, in order)")
     p.add_argument("--in-place", action="store_true",
@@ -232,8 +234,33 @@ def build_parser() -> argparse.ArgumentParser:
                         "per source dataset, trained on the other datasets (3 folds on the composite set)")
     p.add_argument("--no-epoch-scores", action="store_true",
                    help="do not record per-epoch held-out probabilities (kept for the protocol audit only)")
+    p.add_argument("--recipe", default=None, metavar="RECIPES_JSON",
+                   help="recipes.json written by `am3f tune`: each fold trains with the recipe tuned on the subject "
+                        "half that does NOT hold its test subject (cross-fitted; config.json records both)")
     _add_train_options(p)
     p.set_defaults(func=commands.cmd_loso)
+
+    p = sub.add_parser("tune", help="honest tuning: choose a recipe per subject half, cross-fitted",
+                       description="Two subject halves: A = the development half (every second subject per "
+                                   "dataset), B = the rest. In each half, every candidate of the grid is scored by "
+                                   "subject-grouped 5-fold CV inside that half only; the half's choice is the best "
+                                   "mean UF1 over --seeds (ties: first in grid order). Writes TUNE_DIR/recipes.json "
+                                   "for `am3f loso --recipe` (a fold in half A trains with B's choice and the "
+                                   "reverse). Resumable: rerun the same command.")
+    p.add_argument("--model", type=_model_name, default=None, metavar="MODEL",
+                   help="architecture (as for `am3f loso`; default: the variant's, else am3f)")
+    p.add_argument("--variant", default=None, help="named variant whose recipe is the base (default: the model's own)")
+    p.add_argument("--data", default=None, help=DATA_HELP)
+    p.add_argument("--out", required=True, metavar="TUNE_DIR", help="tuning directory (created; rerun resumes)")
+    p.add_argument("--grid", nargs="+", default=None, metavar="KEY=V1,V2",
+                   help="search space as recipe fields, e.g. lr=1e-2,1e-3 epochs=20,60 tau=0,1 (default: the "
+                        "declared space every architecture gets: lr ours and its authors', epochs 20/60, tau 1/0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds of each CV (default 0)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local worker processes (default: every usable core; 1 on CUDA)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler to run the folds on")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda[:N]")
+    p.set_defaults(func=commands.cmd_tune)
 
     p = sub.add_parser("train", help="train a model on ALL subjects and save a checkpoint",
                        description="Fixed schedule on every subject of --data; the checkpoint holds the model "

@@ -96,9 +96,10 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     if args.in_place:
         from .reproduce import execute_in_place
 
-        if args.data or args.reference or args.out or args.scheduler or args.profile not in (None, "quick"):
+        if (args.data or args.reference or args.out or args.scheduler or args.recipe
+                or args.profile not in (None, "quick")):
             raise AM3FError("--in-place runs the notebooks' own defaults on the synthetic set: "
-                            "no --data, --reference, --out or --profile full")
+                            "no --data, --reference, --out, --recipe or --profile full")
         timings = execute_in_place(args.notebooks or None)
         print(f"executed in place on the embedded SYNTHETIC set, {sum(timings.values()):.0f} s: "
               + ", ".join(f"notebooks/{n}.ipynb" for n in timings))
@@ -106,9 +107,13 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     args.profile = args.profile or "quick"
     # every input is checked before a notebook starts, so a bad --data never leaves a half-made OUT
     data_root, shared_dir = check_inputs(args.data, args.reference)
+    if args.recipe:
+        from .tune import read_recipes
+
+        read_recipes(args.recipe)  # a bad file fails here, before any notebook starts
     out = reproduce(data_root, profile=args.profile, out=args.out, notebooks=args.notebooks or None,
                     shared_dir=shared_dir, workers=args.workers or 0, scheduler=args.scheduler or "",
-                    model=args.model or "")
+                    model=args.model or "", recipe=args.recipe or "")
     print(f"done: profile {args.profile}, data {data_root or '(embedded SYNTHETIC set)'}"
           + (f", reference material {shared_dir}" if shared_dir else ""))
     for line in summary_lines(out):
@@ -219,16 +224,57 @@ def cmd_loso(args: argparse.Namespace) -> None:
     variant, model_cfg, train_cfg = _training_setup(args, overrides)
     data, device = _load_data(args)
     data = with_split(data, args.split)
-    config = run_config(data, variant=variant, **overrides)
+    config = run_config(data, variant=variant, recipe=args.recipe or "", **overrides)
+    if config.get("tuned_recipe"):
+        print(f"cross-fitted recipes from {args.recipe}: " + "; ".join(
+            f"tuned on {h} ({len(t['subjects'])} subjects): {_describe(t['chosen'])}"
+            for h, t in config["tuned_recipe"]["tuned_on"].items()))
     workers = 1 if device.type == "cuda" else (args.workers or usable_cores())
     where = (f"Dask scheduler {args.scheduler}" if args.scheduler
              else f"{workers} worker process(es)" if workers > 1 else "this process")
+    from .memory import group_size
+
+    epochs = "tuned" if config.get("tuned_recipe") else train_cfg.epochs
     print(f"model {model_cfg.arch} variant {variant}: {config['parameters']:,} parameters; device {device}; "
-          f"{train_cfg.epochs} epochs x {train_cfg.n_models} model(s) per fold, folds trained in groups of "
-          f"{train_cfg.fold_group}, on {where}")
+          f"{epochs} epochs x {train_cfg.n_models} model(s) per fold, folds trained in groups of "
+          f"{group_size(model_cfg, train_cfg, data.image_size[0])}, on {where}")
     start_run(data, config, args.out, seeds=args.seeds, folds=_folds(args, data), device=device, workers=workers,
               scheduler=args.scheduler, record_epochs=not args.no_epoch_scores, threads=args.threads or 1)
     print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
+
+
+def _describe(overrides: dict) -> str:
+    text = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in overrides.items())
+    return text or "as declared"
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from .loso import start_workers_early, usable_cores
+    from .tune import parse_grid
+    from .zoo import model_variant
+
+    _check_execution(args)
+    grid = parse_grid(args.grid)  # bad keys or values fail before anything starts
+    variant = model_variant(args.model, args.variant)
+    if not args.scheduler and not str(args.device).startswith("cuda"):
+        start_workers_early(args.workers or usable_cores())
+    from .recipe import resolve_variant
+    from .tune import candidates, default_grid, tune
+
+    model_cfg, _ = resolve_variant(variant)
+    data, device = _load_data(args)
+    grid = grid or default_grid(model_cfg.arch)
+    workers = 1 if device.type == "cuda" else (args.workers or usable_cores())
+    print(f"tuning {variant}: {len(candidates(grid))} candidates x 2 subject halves x 5-fold CV x "
+          f"{len(args.seeds)} seed(s); grid " + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in grid.items()))
+    result = tune(data, variant, args.out, grid=grid, seeds=args.seeds, workers=workers, scheduler=args.scheduler,
+                  device=str(device))
+    for half, h in result["halves"].items():
+        best = next(c for c in h["candidates"] if c["overrides"] == h["chosen"])
+        print(f"half {half} ({len(h['subjects'])} subjects): chose {_describe(h['chosen'])} "
+              f"(CV UF1 {best['uf1']:.4f}, UAR {best['uar']:.4f})")
+    print(f"wrote {Path(args.out) / 'recipes.json'}; use it with: am3f loso --model {model_cfg.arch} "
+          f"--recipe {Path(args.out) / 'recipes.json'} ...")
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -33,11 +33,12 @@ def holdout_subjects(data: FlowDataset) -> list[str]:
     return [s for s in data.subject_ids if s not in dev]
 
 
-def dev_folds(data: FlowDataset, n_splits: int = 5) -> FlowDataset:
-    """The development half with each sample's ``subjects`` entry replaced by its CV fold (``cv0`` ..),
-    subjects dealt to the folds in turn within each source dataset: LOSO over these pseudo-subjects
-    is subject-grouped ``n_splits``-fold CV, run by the same engine as every LOSO run."""
-    dev = data.subset(np.isin(data.subjects, dev_subjects(data)))
+def dev_folds(data: FlowDataset, n_splits: int = 5, subjects: list[str] | None = None) -> FlowDataset:
+    """The development half (or the given ``subjects``: :mod:`am3f.tune` uses either half) with each
+    sample's ``subjects`` entry replaced by its CV fold (``cv0`` ..), subjects dealt to the folds in
+    turn within each source dataset: LOSO over these pseudo-subjects is subject-grouped ``n_splits``-fold
+    CV, run by the same engine as every LOSO run. Only those subjects' samples are in it."""
+    dev = data.subset(np.isin(data.subjects, dev_subjects(data) if subjects is None else subjects))
     fold_of = {}
     for ds in sorted(set(dev.datasets.tolist())):
         for i, s in enumerate(sorted(set(dev.subjects[dev.datasets == ds].tolist()))):
@@ -46,9 +47,12 @@ def dev_folds(data: FlowDataset, n_splits: int = 5) -> FlowDataset:
 
 
 def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, seeds=(0,), n_splits: int = 5,
-           device: torch.device | str = "cpu", workers: int = 1) -> dict:
-    """Subject-grouped ``n_splits``-fold CV inside the development half only: pooled UF1/UAR per seed,
-    their means, and the predictions (for paired comparisons, :func:`am3f.stats.compare_predictions`)."""
+           device: torch.device | str = "cpu", workers: int = 1, subjects: list[str] | None = None,
+           out: str | None = None, scheduler: str | None = None) -> dict:
+    """Subject-grouped ``n_splits``-fold CV inside the development half only (or inside ``subjects``):
+    pooled UF1/UAR per seed, their means, and the predictions (for paired comparisons,
+    :func:`am3f.stats.compare_predictions`). ``out``: keep the CV's run directory there (resumable);
+    None: a temporary one."""
     import tempfile
 
     from .loso import run_loso
@@ -56,11 +60,14 @@ def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
     from .rundir import merge_run
     from .runner import TrainRunner
 
-    folds = dev_folds(data, n_splits)
+    folds = dev_folds(data, n_splits, subjects)
     with tempfile.TemporaryDirectory() as tmp:
-        run_loso(folds, TrainRunner(model_cfg, train_cfg, device, record_epochs=False), tmp, seeds=seeds,
-                 device=str(device), workers=workers, show_progress=False)
-        preds = merge_run(tmp)
+        run = out or tmp
+        config = {"kind": "cv", "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
+                  "n_splits": n_splits}
+        run_loso(folds, TrainRunner(model_cfg, train_cfg, device, record_epochs=False), run, seeds=seeds,
+                 config=config, device=str(device), workers=workers, scheduler=scheduler, show_progress=False)
+        preds = merge_run(run)
     out = {"per_seed": {int(s): megc_scores(g["label"], g["pred"]) for s, g in preds.groupby("seed")},
            "predictions": preds}
     out["uf1"] = float(np.mean([v["uf1"] for v in out["per_seed"].values()]))

@@ -15,7 +15,7 @@ bookkeeping use it too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -102,20 +102,19 @@ def fold_seed(seed: int, member: int = 0) -> int:
     return seed * 1000 + member
 
 
-def fold_groups(data: FlowDataset, cfg: TrainConfig) -> list[list[int]]:
-    """The LOSO folds that are trained together, in groups of at most ``cfg.fold_group``. Folds share
-    a group only when their training sets need the same batches per epoch. The grouping depends on
-    the data and the recipe alone, never on which folds a process runs, so a fold's result is the
-    same whatever the workers, shards or scheduler."""
+def fold_groups(data: FlowDataset, cfg: TrainConfig, size: int | None = None,
+                folds: Sequence[int] | None = None) -> list[list[int]]:
+    """The LOSO folds (all, or those of ``folds``) that are trained together, in groups of at most
+    ``size`` (default ``cfg.fold_group``; the engine passes its memory-capped size,
+    :func:`am3f.memory.group_size`). Folds share a group only when their training sets need the same
+    batches per epoch. The grouping depends on the data, the recipe and the model alone, never on
+    which folds a process runs, so a fold's result is the same whatever the workers, shards or scheduler."""
     by_shape: dict[tuple, list[int]] = {}
+    wanted = None if folds is None else set(folds)
     for k, (train, _) in enumerate(loso_split(data)):
-        key = cfg.epoch_steps(len(train)) + (() if cfg.drop_last else (len(train),))
-        by_shape.setdefault(key, []).append(k)
-    size = cfg.fold_group
-    groups = [folds[i:i + size] for folds in by_shape.values() for i in range(0, len(folds), size)]
+        if wanted is None or k in wanted:
+            key = cfg.epoch_steps(len(train)) + (() if cfg.drop_last else (len(train),))
+            by_shape.setdefault(key, []).append(k)
+    size = size or cfg.fold_group
+    groups = [same[i:i + size] for same in by_shape.values() for i in range(0, len(same), size)]
     return sorted(groups)
-
-
-def group_of(data: FlowDataset, cfg: TrainConfig, fold: int) -> list[int]:
-    """The group of :func:`fold_groups` that fold ``fold`` is trained in."""
-    return next(g for g in fold_groups(data, cfg) if fold in g)

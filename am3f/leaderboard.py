@@ -1,18 +1,25 @@
-"""The honest leaderboard: every architecture trained in our harness under the same fixed protocol,
-beside what its authors published.
+"""The honest leaderboard: every architecture trained in our harness under one honest protocol (LOSO,
+the model after its last epoch), beside what its authors published.
 
-One row per (method, schedule): ``<arch>`` under OUR declared schedule (identical for all) and, where
-it was run, ``<arch>-authors`` under the recipe in the authors' code (:data:`am3f.peers.AUTHORS_RECIPES`),
-both scored at the LAST epoch. Columns:
+Rows, in this order (the *Protocol* column says which): each architecture **tuned on training
+subjects only** (``am3f loso --recipe``, cross-fitted: :mod:`am3f.tune`; label ``<arch>-tuned``) and
+the **ensemble** of the tuned ones (:mod:`am3f.ensemble`); ``<arch>-authors`` under the recipe in the
+authors' code (:data:`am3f.peers.AUTHORS_RECIPES`); ``<arch>`` under OUR declared schedule
+(identical for all). :func:`board_runs` finds or trains them. Columns:
 
 * **published**: the composite UF1 / UAR the authors report (``am3f/published_peers.csv``), with the
-  protocol they were obtained under;
+  protocol they were obtained under; empty for a declared reduction (another configuration's number
+  is not its number);
+* **recipe**: per tuned half the candidate it chose (``A: ...`` = tuned on half A, used for the
+  subjects of half B), an ensemble's members per half, or the fixed recipe;
 * **honest**: our composite UF1 / UAR, mean ± std over seeds and the 95 % subject-bootstrap interval
   (:mod:`am3f.stats`);
 * **oracle**: the same runs scored the way a "best test epoch per subject" protocol would report them
   (:func:`am3f.audit.best_epoch_predictions`): how much of a published number that shortcut can buy;
-* **Δ vs AM3F-FlowNet**: paired on the same subjects, with interval and p;
-* parameters and training seconds per seed (summed over folds: the work of one core).
+* **Δ**: paired on the same subjects against tuned AM3F-FlowNet when it is on the board (else its
+  declared schedule), with interval and p;
+* parameters and training seconds per seed (summed over folds: the work of one core; an ensemble's
+  are its members').
 
 The core-seconds depend on the machine: they are in ``run.json`` and in the written tables
 (``leaderboard.md`` / ``.tex`` / ``.csv``), never in what a notebook displays (:func:`for_display`),
@@ -53,16 +60,91 @@ def schedule_of(variant: str) -> str:
     return "authors' recipe" if variant.endswith("-authors") else "ours (declared)"
 
 
+# how a row's recipe was obtained: its schedule label and its protocol column
+KINDS = {
+    "tuned": ("tuned (cross-fitted)", "tuned on training subjects only"),
+    "ensemble": ("ensemble of tuned", "members chosen on training subjects only"),
+    "authors": ("authors' recipe", "authors' recipe, fixed"),
+    "declared": ("ours (declared)", "fixed schedule"),
+}
+
+
+def run_kind(run: RunResult) -> str:
+    """"tuned" (``am3f loso --recipe``), "ensemble" (:mod:`am3f.ensemble`), "authors" or "declared"."""
+    if run.config.get("kind") == "ensemble":
+        return "ensemble"
+    if run.config.get("tuned_recipe"):
+        return "tuned"
+    return "authors" if str(run.config.get("variant", "")).endswith("-authors") else "declared"
+
+
+def short_recipe(overrides: dict) -> str:
+    """'lr 0.01, ep 60, tau 0' (the declared grid's keys first, in its order)."""
+    names = {"lr": "lr", "epochs": "ep", "tau": "tau"}
+    keys = [k for k in names if k in overrides] + [k for k in overrides if k not in names]
+    return ", ".join(f"{names.get(k, k)} {overrides[k]:g}" if isinstance(overrides[k], float)
+                     else f"{names.get(k, k)} {overrides[k]}" for k in keys)
+
+
+def recipe_text(run: RunResult) -> str:
+    """The recipe of a row: per tuned half its choice (A: tuned on half A, used for half B's subjects),
+    an ensemble's members per half, else the fixed recipe's optimizer, rate and epochs."""
+    kind = run_kind(run)
+    if kind == "tuned":
+        tuned_on = run.config["tuned_recipe"]["tuned_on"]
+        return " | ".join(f"{h}: {short_recipe(t['chosen'])}" for h, t in tuned_on.items())
+    if kind == "ensemble":
+        return " | ".join(f"{h}: {' + '.join(c['members'])}" for h, c in run.config["chosen"].items())
+    cfg = run.config.get("train_config")
+    return f"{cfg['optimizer']} lr {cfg['lr']:g}, {cfg['epochs']} ep" if cfg else EMPTY
+
+
+def reference_of(runs: Mapping[str, RunResult]) -> str | None:
+    """The row every Δ is paired against: tuned AM3F-FlowNet when present, else its declared schedule."""
+    tuned = [k for k, r in runs.items() if r.config.get("model") == "am3f" and run_kind(r) == "tuned"]
+    return tuned[0] if tuned else (REFERENCE if REFERENCE in runs else None)
+
+
 def _published(arch: str) -> tuple[str, str]:
     peers = published_peers()
-    # a declared reduction has no published number of its own
-    base = (ARCHITECTURES[arch].reduction_of if arch in ARCHITECTURES else "") or arch
-    row = peers[peers["arch"] == base]
+    if arch in ARCHITECTURES and ARCHITECTURES[arch].reduced:  # its own configuration was never published
+        return EMPTY, f"none: a reduced configuration of {ARCHITECTURES[ARCHITECTURES[arch].reduction_of].display_name}"
+    row = peers[peers["arch"] == arch]
     if row.empty or np.isnan(row["composite_uf1"].iloc[0]):
         return EMPTY, row["protocol"].iloc[0] if not row.empty else EMPTY
     r = row.iloc[0]
     uar = EMPTY if np.isnan(r["composite_uar"]) else f"{r['composite_uar']:.4f}"
     return f"{r['composite_uf1']:.4f} / {uar}", r["protocol"]
+
+
+def board_runs(data, runs_dir, *, variants=(), tuned=(), tuning_dir="", seeds=(0,), variant_seeds=None,
+               folds="", epochs: int = 0, workers: int = 0, scheduler: str = "", tune_seeds=(0,)) -> dict:
+    """{row label: run directory} of a leaderboard, found or trained (notebook 09 and the benchmarks):
+    for each architecture of ``tuned``, its cross-fitted run ("<arch>-tuned"; its recipes.json read
+    from ``tuning_dir``, or when it is not there tuned now in ``runs_dir/../tuning``:
+    :func:`am3f.tune.ensure_tuned`) and, with two or more, their ensemble (:mod:`am3f.ensemble`);
+    then each variant of ``variants`` (declared or authors' recipe). ``variant_seeds``: seeds of
+    single rows (by label), others ``seeds``."""
+    from pathlib import Path
+
+    from .ensemble import ensure_ensemble
+    from .runs import ensure_run
+    from .tune import ensure_tuned
+
+    variant_seeds = variant_seeds or {}
+    made_here = Path(runs_dir).parent / "tuning"  # a tuning not in tuning_dir is made beside the runs
+    tunings = {a: ensure_tuned(data, a, tuning_dir or made_here, make_in=made_here, seeds=tune_seeds, workers=workers,
+                               scheduler=scheduler) for a in tuned}
+    runs = {f"{a}-tuned": ensure_run(data, "", runs_dir=runs_dir, model=a, recipe=tunings[a], folds=folds,
+                                     seeds=variant_seeds.get(f"{a}-tuned", seeds), workers=workers, scheduler=scheduler)
+            for a in tuned}
+    if len(tuned) > 1:  # members chosen on one half's inner CV, used for the other half's subjects
+        runs["ensemble"] = ensure_ensemble(data, {a: runs[f"{a}-tuned"] for a in tuned},
+                                           {a: t.parent for a, t in tunings.items()}, runs_dir)
+    runs.update({v: ensure_run(data, "", runs_dir=runs_dir, model=arch_of(v), variant=v, folds=folds, epochs=epochs,
+                               seeds=variant_seeds.get(v, seeds), workers=workers, scheduler=scheduler)
+                 for v in variants})
+    return runs
 
 
 def oracle_scores(run: RunResult) -> tuple[float, float] | None:
@@ -75,23 +157,33 @@ def oracle_scores(run: RunResult) -> tuple[float, float] | None:
 
 
 def seconds_per_seed(run: RunResult) -> float:
+    """Training core-seconds per seed; an ensemble's: its members' (it trains nothing itself)."""
+    if run_kind(run) == "ensemble":  # the members either half uses
+        used = {a for c in run.config["chosen"].values() for a in c["members"]}
+        return float(sum(np.mean(list(m["core_s_per_seed"].values())) for a, m in run.config["members"].items()
+                         if a in used and m["core_s_per_seed"]))
     seconds = run.info.get("core_s_per_seed", {})
     return float(np.mean(list(seconds.values()))) if seconds else float("nan")
 
 
-def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], reference: str = REFERENCE) -> pd.DataFrame:
-    """The leaderboard in long form: one row per variant with numbers (for figures and checks)."""
+def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], reference: str | None = None) -> pd.DataFrame:
+    """The leaderboard in long form: one row per run with numbers (for figures and checks). Δ is paired
+    against ``reference`` (default :func:`reference_of`: tuned AM3F-FlowNet when it is among the runs)."""
     loaded = dict(zip(runs.keys(), as_runs(runs)))
+    reference = reference or reference_of(loaded)
     ref = loaded.get(reference)
     rows = []
     for variant, run in loaded.items():
-        arch = arch_of(variant)
+        kind = run_kind(run)
+        arch = "ensemble" if kind == "ensemble" else run.config.get("model") or arch_of(variant)
         long = scores_long(run)
         comp = long[long.subset == "composite"].set_index("metric")
         oracle = oracle_scores(run)
         ids = sorted(set(run.predictions["sample_id"].astype(str)))
-        row = {"variant": variant, "arch": arch, "method": display_name(arch),
-               "schedule": schedule_of(variant), "seeds": int(comp.loc["uf1", "n_seeds"]),
+        row = {"variant": variant, "arch": arch,
+               "method": "Ensemble of tuned models" if kind == "ensemble" else display_name(arch),
+               "schedule": KINDS[kind][0], "protocol": KINDS[kind][1], "recipe": recipe_text(run),
+               "reference": variant == reference, "seeds": int(comp.loc["uf1", "n_seeds"]),
                "uf1": comp.loc["uf1", "mean"], "uf1_std": comp.loc["uf1", "std"],
                "uf1_lo": comp.loc["uf1", "ci_lo"], "uf1_hi": comp.loc["uf1", "ci_hi"],
                "uar": comp.loc["uar", "mean"], "uar_std": comp.loc["uar", "std"],
@@ -103,7 +195,7 @@ def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], referenc
                "dataset_samples": run.config.get("dataset", {}).get("n_samples"),
                "complete": run.complete, "synthetic": run.synthetic,
                "uf1_text": format_score(comp.loc["uf1"]), "uar_text": format_score(comp.loc["uar"])}
-        row["published"], row["published_protocol"] = _published(arch)
+        row["published"], row["published_protocol"] = (EMPTY, EMPTY) if kind == "ensemble" else _published(arch)
         if ref is not None and variant != reference:
             cmp = compare_runs(run, ref)
             row.update(delta_uf1=cmp["delta_uf1"], delta_uf1_lo=cmp["delta_uf1_ci95"][0],
@@ -112,22 +204,28 @@ def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], referenc
     return pd.DataFrame(rows)
 
 
-def leaderboard_table(runs: Mapping[str, RunResult | str | os.PathLike], reference: str = REFERENCE,
+def leaderboard_table(runs: Mapping[str, RunResult | str | os.PathLike], reference: str | None = None,
                       digits: int = 4) -> pd.DataFrame:
-    """The display table (strings), sorted by honest composite UF1."""
-    rows = leaderboard_rows(runs, reference).sort_values("uf1", ascending=False)
+    """The display table (strings): the tuned rows first (the ensemble, then each architecture tuned),
+    then authors' recipes, then our declared schedule; within each, by honest composite UF1."""
+    rows = leaderboard_rows(runs, reference)
+    order = {k: i for i, k in enumerate(("ensemble", "tuned", "authors", "declared"))}
+    rows = rows.assign(_kind=[order[next(k for k, v in KINDS.items() if v[0] == s)] for s in rows["schedule"]])
+    rows = rows.sort_values(["_kind", "uf1"], ascending=[True, False])
+    reference_name = next((r["method"] + (", tuned" if r["schedule"] == KINDS["tuned"][0] else "")
+                           for r in rows.to_dict("records") if r["reference"]), "AM3F-FlowNet (ours)")
     out = []
     for r in rows.to_dict("records"):
         delta = (format_delta(r["delta_uf1"], (r["delta_uf1_lo"], r["delta_uf1_hi"]), digits) + f", p {r['p_uf1']:.3f}"
                  if not np.isnan(r.get("delta_uf1", np.nan)) else EMPTY)
         out.append({
-            "Method": r["method"], "Schedule": r["schedule"],
+            "Method": r["method"], "Schedule": r["schedule"], "Protocol": r["protocol"], "Recipe": r["recipe"],
             "Published UF1 / UAR": r["published"], "Published protocol": r["published_protocol"],
             "Honest UF1": r["uf1_text"], "Honest UAR": r["uar_text"],
             "Oracle UF1 / UAR": (f"{r['oracle_uf1']:.4f} / {r['oracle_uar']:.4f}" if not np.isnan(r["oracle_uf1"])
                                  else EMPTY),
-            "Δ UF1 vs AM3F-FlowNet": delta,
-            "Params": f"{int(r['parameters']):,}" if r["parameters"] else EMPTY,
+            f"Δ UF1 vs {reference_name}": delta,
+            "Params": f"{int(r['parameters']):,}" if r["parameters"] and not pd.isna(r["parameters"]) else EMPTY,
             "core-s / seed": f"{r['seconds_per_seed']:.0f}" if not np.isnan(r["seconds_per_seed"]) else EMPTY,
             "Seeds": r["seeds"] if r["complete"] else f"{r['seeds']} (PARTIAL)",
         })

@@ -36,8 +36,10 @@ ABLATION_VARIANTS_FULL: tuple[str, ...] = (
 
 SEEDS_5 = [0, 1, 2, 3, 4]
 LEADERBOARD_FULL: tuple[str, ...] = (
-    "full", "ststnet", "dualinception", "offapexnet", "rcn", "htnet-small", "rcn-authors",
+    "full", "ststnet", "dualinception", "offapexnet", "rcn", "htnet-small", "rcn-authors", "ststnet-authors",
 )
+# the architectures of the leaderboard's tuned rows (and of its ensemble): every one the CPU affords
+TUNED_FULL: tuple[str, ...] = ("am3f", "ststnet", "rcn", "dualinception", "offapexnet", "htnet-small")
 
 # Notebook parameters per profile. `quick`: minutes on 2 CPU cores (a few folds, few epochs, one seed);
 # `full`: the real reproduction of notebooks 00-08 (all folds, the declared schedule, 5 seeds for the
@@ -45,6 +47,8 @@ LEADERBOARD_FULL: tuple[str, ...] = (
 # schedule (5 seeds; Dual-Inception 2) and the authors' recipes that fit a CPU (one seed), reusing the runs `full` made
 # in the same --out. The authors' recipes of Dual-Inception (batch 3), OFF-ApexNet (3000 epochs) and
 # HTNet (800 epochs, 140 M parameters) take days on 2 CPU cores: not in any profile (docs/peers.md).
+# The leaderboard's tuned rows (`tuned`) use the committed cross-fitted tunings of the real set
+# (figures/tuning/<arch>/recipes.json, made by `am3f tune`); on other data they are tuned in OUT/tuning.
 PROFILES: dict[str, dict] = {
     "quick": {"epochs": 2, "seeds": [0], "folds": "0-1", "variants": ["full", "no_msff", "u"],
               "leaderboard": ["full", "ststnet", "rcn"], "max_cam_samples": 24,
@@ -54,7 +58,9 @@ PROFILES: dict[str, dict] = {
              "max_cam_samples": 0, "cam_folds": 8, "notebooks": list(NOTEBOOKS[:9])},
     # Dual-Inception's 6.4 M-parameter dense layer makes a seed take ~30 min on 2 cores: two seeds
     "leaderboard": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "leaderboard": list(LEADERBOARD_FULL),
-                    "variant_seeds": {"dualinception": [0, 1], "rcn-authors": [0]}, "notebooks": ["09_leaderboard"]},
+                    "tuned": list(TUNED_FULL),
+                    "variant_seeds": {"dualinception": [0, 1], "rcn-authors": [0], "ststnet-authors": [0],
+                                      "dualinception-tuned": [0]}, "notebooks": ["09_leaderboard"]},
 }
 
 
@@ -103,9 +109,18 @@ def notebook_parameters(name: str, profile: str, data_root: str, out: Path, shar
     extra = {"04_ablations": {"variants": p.get("variants", ["full"])},
              "06_gradcam": {"max_samples": p.get("max_cam_samples", 0), "cam_folds": p.get("cam_folds", 8)},
              "09_leaderboard": {"variants": p.get("leaderboard", ["full"]),
-                                "variant_seeds": p.get("variant_seeds", {})},
+                                "variant_seeds": p.get("variant_seeds", {}), "tuned": p.get("tuned", []),
+                                "tuning_dir": _tuning_dir(data_root, out)},
              "00_walkthrough": {"train_epochs": max(p["epochs"], 2) if profile == "quick" else 10}}
     return {**common, **extra.get(name, {})}
+
+
+def _tuning_dir(data_root: str, out: Path) -> str:
+    """Where notebook 09 finds (or makes) its tunings: with real data the committed ones (cross-fitted by
+    subject: a fold's recipe never saw its subject, whichever flow images of those subjects are given;
+    subjects the tunings do not cover are refused by `am3f loso --recipe`); synthetic: OUT/tuning."""
+    committed = (repo_root() or Path(".")) / "figures" / "tuning"
+    return str(committed) if data_root and committed.is_dir() else str(out / "tuning")
 
 
 def _absolute_model(model: str) -> str:
@@ -136,11 +151,14 @@ def quiet_kernel_manager():
 
 def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick", out: str | os.PathLike | None = None,
               notebooks: Sequence[str] | None = None, kernel: str = "python3", show_progress: bool = True,
-              shared_dir: str | os.PathLike = "", workers: int = 0, scheduler: str = "", model: str = "") -> Path:
+              shared_dir: str | os.PathLike = "", workers: int = 0, scheduler: str = "", model: str = "",
+              recipe: str | os.PathLike = "") -> Path:
     """Execute the notebooks in order into ``out`` (default: ``reproduce-<profile>`` in
     :func:`default_out_dir`), see module doc; returns ``out``. ``shared_dir``: real reference
     material for notebooks 01 and 03 (see :func:`check_inputs`). ``model``: the notebooks' ``model``
-    parameter (e.g. your own ``PATH.py:FACTORY``; a relative path is made absolute: notebooks run in OUT)."""
+    parameter (e.g. your own ``PATH.py:FACTORY``; a relative path is made absolute: notebooks run in OUT).
+    ``recipe``: a recipes.json of ``am3f tune`` for the notebooks that declare ``recipe`` (02-08: their
+    run is then cross-fitted, :mod:`am3f.tune`)."""
     import papermill as pm
 
     from .utils import progress
@@ -166,6 +184,8 @@ def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick"
                                                        scheduler).items() if k in declared}
         if model and "model" in declared:
             params["model"] = _absolute_model(model)
+        if recipe and "recipe" in declared:
+            params["recipe"] = str(Path(recipe).resolve())
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(out / f"{name}.ipynb"), parameters=params, kernel_name=kernel,

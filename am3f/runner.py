@@ -180,8 +180,17 @@ class TrainRunner:
         if self.train_cfg.pretrain and self.init_state is None:
             self.init_state = initial_state(self.model_cfg, self.train_cfg)
 
-    def groups(self, data: FlowDataset) -> list[list[int]]:
-        return fold_groups(data, self.train_cfg)
+    def groups(self, data: FlowDataset, folds: Sequence[int] | None = None) -> list[list[int]]:
+        """Its groups of folds (of all, or of ``folds``), at most as many per group as fit the declared
+        memory budget (:func:`am3f.memory.group_size`)."""
+        from .memory import group_size
+
+        size = group_size(self.model_cfg, self.train_cfg, data.image_size[0])
+        return fold_groups(data, self.train_cfg, size=size, folds=folds)
+
+    def fold_recipe(self, data: FlowDataset, fold: int) -> tuple[object, TrainConfig]:
+        """(model config, recipe) fold ``fold`` trains with."""
+        return self.model_cfg, self.train_cfg
 
     def run_group(self, data: FlowDataset, folds: Sequence[int], *, seed: int) -> list[FoldOutput]:
         t0 = time.perf_counter()
@@ -206,3 +215,42 @@ class TrainRunner:
                              np.r_[train.subjects, test.subjects], np.r_[train.datasets, test.datasets],
                              np.r_[train.sample_ids, test.sample_ids])
         return self.run_group(joined, [fold_of(joined, test.subjects[0])], seed=seed)[0]
+
+
+class CrossFittedRunner:
+    """LOSO fold runner of a cross-fitted tuning (:mod:`am3f.tune`): a fold whose held-out subject is in
+    one half trains with the recipe tuned on the OTHER half (``runners[H]``: the recipe tuned on H;
+    ``halves[H]``: H's subjects). Each recipe's folds are grouped among themselves; each fold's
+    metadata says which half its recipe was tuned on."""
+
+    def __init__(self, runners: dict[str, TrainRunner], halves: dict[str, Sequence[str]]):
+        self.runners = runners
+        self.halves = {h: frozenset(s) for h, s in halves.items()}
+
+    def tuned_on(self, data: FlowDataset, fold: int) -> str:
+        """The half whose recipe fold ``fold`` trains with: the one its held-out subject is NOT in."""
+        from .folds import fold_names
+
+        subject = fold_names(data)[fold]
+        return next(h for h in self.runners if subject not in self.halves[h])
+
+    def prepare(self) -> None:
+        for runner in self.runners.values():
+            runner.prepare()
+
+    def groups(self, data: FlowDataset, folds: Sequence[int] | None = None) -> list[list[int]]:
+        from .folds import fold_names
+
+        every = range(len(fold_names(data))) if folds is None else folds
+        return sorted(g for h, runner in self.runners.items()
+                      for g in runner.groups(data, [k for k in every if self.tuned_on(data, k) == h]))
+
+    def fold_recipe(self, data: FlowDataset, fold: int) -> tuple[object, TrainConfig]:
+        return self.runners[self.tuned_on(data, fold)].fold_recipe(data, fold)
+
+    def run_group(self, data: FlowDataset, folds: Sequence[int], *, seed: int) -> list[FoldOutput]:
+        half = self.tuned_on(data, folds[0])
+        outputs = self.runners[half].run_group(data, folds, seed=seed)
+        for out in outputs:
+            out.info["recipe_tuned_on"] = half
+        return outputs

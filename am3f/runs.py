@@ -46,21 +46,47 @@ def default_out_dir() -> Path:
 
 
 # ----------------------------------------------------------------------------- configuration
-def run_config(data, model: str = "", variant: str = "", **train_overrides) -> dict:
+def run_config(data, model: str = "", variant: str = "", recipe: str | os.PathLike = "", **train_overrides) -> dict:
     """The config.json of a LOSO run on ``data`` (as it reads back from JSON) of the variant that
     (``model``, ``variant``) name (:func:`am3f.zoo.model_variant`), with recipe overrides (None: the
-    variant's own). The recipe is validated here, before anything is trained."""
+    variant's own). ``recipe``: a recipes.json of ``am3f tune``: the run is cross-fitted (each fold
+    trains with the recipe tuned on the half without its subject, :mod:`am3f.tune`); its variant is
+    the tuning's unless one is named. Everything is validated here, before anything is trained."""
     from .recipe import resolve_variant
     from .rundir import dataset_info
     from .zoo import build_model, count_parameters, model_variant
 
-    variant = model_variant(model, variant)
+    tuned = _tuned_recipe(recipe, model, variant, train_overrides) if recipe else None
+    variant = model_variant(model, variant or (tuned or {}).get("variant"))
     model_cfg, train_cfg = resolve_variant(variant, **train_overrides)
     config = {"kind": "loso", "model": model_cfg.arch, "variant": variant, "model_config": model_cfg.to_dict(),
               "train_config": train_cfg.to_dict(),
               "parameters": count_parameters(build_model(model_cfg, image_size=data.image_size[0])),
               "dataset": dataset_info(data)}
+    if tuned:
+        from .tune import cross_fitted
+
+        if data.fold_by != "subject":
+            raise AM3FError("--recipe: cross-fitted recipes need the subject split (a held-out dataset has "
+                            "subjects of both tuned halves)")
+        config["tuned_recipe"] = {"file": Path(recipe).name, **cross_fitted(tuned, data, train_cfg)}
     return json.loads(json.dumps(config))
+
+
+def _tuned_recipe(path, model: str, variant: str, train_overrides: dict) -> dict:
+    """The checked recipes.json of ``path`` for a run of (``model``, ``variant``)."""
+    from .tune import read_recipes
+
+    tuned = read_recipes(path)
+    if model and model != tuned.get("model") or variant and variant != tuned.get("variant"):
+        raise AM3FError(f"--recipe {path}: tuned for variant {tuned.get('variant')!r} of {tuned.get('model')!r}, "
+                        f"not {variant or model!r}")
+    tuned_keys = {k for h in tuned["halves"].values() for k in h["chosen"]}
+    clash = sorted(k for k, v in train_overrides.items() if v is not None and k in tuned_keys)
+    if clash:
+        raise AM3FError(f"--recipe {path} tunes {', '.join(clash)}: do not set {'it' if len(clash) == 1 else 'them'} "
+                        f"on the command line too")
+    return tuned
 
 
 def run_name(variant: str) -> str:
@@ -86,6 +112,20 @@ def config_hash(config: dict) -> str:
     return hashlib.sha1(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def runner_of(config: dict, device="cpu", record_epochs: bool = True, threads: int = 1):
+    """The LOSO fold runner of a run's config.json: its recipe (:class:`am3f.runner.TrainRunner`), or
+    for a cross-fitted run the two tuned recipes (:class:`am3f.runner.CrossFittedRunner`)."""
+    from .runner import CrossFittedRunner, TrainRunner
+
+    model_cfg, train_cfg = recipe_of(config)
+    tuned = config.get("tuned_recipe")
+    if not tuned:
+        return TrainRunner(model_cfg, train_cfg, device=device, record_epochs=record_epochs, threads=threads)
+    runners = {h: TrainRunner(model_cfg, TrainConfig.from_dict(t["train_config"]), device=device,
+                              record_epochs=record_epochs, threads=threads) for h, t in tuned["tuned_on"].items()}
+    return CrossFittedRunner(runners, {h: t["subjects"] for h, t in tuned["tuned_on"].items()})
+
+
 def recipe_of(config: dict) -> tuple[object, TrainConfig]:
     """(model config, training recipe) of a run's config.json."""
     from .zoo import model_config_from_dict
@@ -103,14 +143,30 @@ def start_run(data, config: dict, out: str | os.PathLike, *, seeds: Sequence[int
     """Train (or resume) the LOSO run of ``config`` (from :func:`run_config`) into ``out``: the one
     place a run is started, for ``am3f loso`` and :func:`ensure_run` alike."""
     from .loso import run_loso
-    from .runner import TrainRunner
 
-    model_cfg, train_cfg = recipe_of(config)
     _refuse_changed_model(Path(out), config)
-    runner = TrainRunner(model_cfg, train_cfg, device=device, record_epochs=record_epochs, threads=threads)
+    runner = runner_of(config, device=device, record_epochs=record_epochs, threads=threads)
+    if not scheduler:  # a Dask cluster's memory is its own: there the group cap alone applies
+        workers = memory_workers(runner, data, workers, device, show=show_progress)
     return run_loso(data, runner, out, seeds=seeds, folds=folds, config=config, device=str(device),
                     workers=workers, scheduler=scheduler or None, show_progress=show_progress,
                     report_resume=report_resume)
+
+
+def memory_workers(runner, data, workers: int, device="cpu", show: bool = True) -> int:
+    """How many of ``workers`` fit in the memory here for every recipe of ``runner``
+    (:func:`am3f.memory.plan`); refuses in one line, before anything trains, a model that cannot fit."""
+    from .memory import GIB, plan
+
+    recipes = getattr(runner, "runners", {"": runner}).values()
+    plans = [plan(r.model_cfg, r.train_cfg, workers=workers, device=str(device), image_size=data.image_size[0],
+                  n_train=len(data)) for r in recipes]
+    fit = min(p.workers for p in plans)
+    if fit < workers and show:
+        worst = max(plans, key=lambda p: p.per_worker)
+        print(f"memory: {fit} of {workers} worker(s) fit ({worst.per_worker / GIB:.1f} GiB each for groups of "
+              f"{worst.group} fold(s), {worst.available / GIB:.1f} GiB available)")
+    return fit
 
 
 def _refuse_changed_model(out: Path, config: dict) -> None:
@@ -142,15 +198,18 @@ def parse_seeds(seeds: Sequence[int] | int | str) -> list[int]:
 def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.PathLike | None = None,
                model: str = "", variant: str = "", seeds: Sequence[int] | int | str = (0,),
                folds: str | Sequence[int] | None = "", epochs: int = 0, device: str = "auto",
-               workers: int = 0, scheduler: str = "", split: str = "subject", show_progress: bool = True) -> Path:
+               workers: int = 0, scheduler: str = "", split: str = "subject", recipe: str = "",
+               show_progress: bool = True) -> Path:
     """A LOSO run of the variant (``model``, ``variant``) name on ``data``: reused when done, resumed
     when partial, else trained.
 
-    ``run_dir`` empty: ``runs_dir/<variant>-<config hash>`` (so notebooks with equal parameters
-    share one run). ``folds``: '' = every subject, or a range like '0-1' (quick looks only: a partial
-    run is not a LOSO result). ``epochs`` 0 = the declared schedule of the variant. ``workers`` 0 =
-    every usable core; ``scheduler``: a Dask scheduler address to run the folds on instead. ``split``:
-    "subject" (LOSO) or "dataset" (cross-database, :func:`am3f.folds.with_split`).
+    ``run_dir`` empty: ``runs_dir/<variant>-<config hash>``, ``<variant>-tuned-<hash>`` when
+    cross-fitted (so notebooks with equal parameters share one run). ``folds``: '' = every subject,
+    or a range like '0-1' (quick looks only: a partial run is not a LOSO result). ``epochs`` 0 = the
+    declared schedule of the variant. ``workers`` 0 = every usable core; ``scheduler``: a Dask
+    scheduler address to run the folds on instead. ``split``: "subject" (LOSO) or "dataset"
+    (cross-database, :func:`am3f.folds.with_split`). ``recipe``: a recipes.json of ``am3f tune`` (a
+    cross-fitted run, :mod:`am3f.tune`); '' = the variant's recipe.
     What it prints does not depend on whether the run existed before (notebooks show the same
     output whichever of them ran first).
     """
@@ -160,7 +219,7 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
     from .utils import pick_device
 
     data = with_split(data, split)
-    config = run_config(data, model, variant, epochs=epochs or None)
+    config = run_config(data, model, variant, recipe=recipe, epochs=epochs or None)
     if run_dir:
         path = Path(run_dir)
         if (path / "config.json").is_file():
@@ -174,7 +233,8 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
             config = old
     else:
         base = Path(runs_dir) if runs_dir else default_out_dir() / "runs"
-        path = base / f"{run_name(config['variant'])}-{config_hash(config)}"
+        tuned = "-tuned" if config.get("tuned_recipe") else ""  # cross-fitted: tell the folders apart by name
+        path = base / f"{run_name(config['variant'])}{tuned}-{config_hash(config)}"
         if (path / "config.json").is_file():
             # same experiment, perhaps other execution settings (data location): resume it as made
             config = json.loads((path / "config.json").read_text())
@@ -198,19 +258,20 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
     mode; it takes raw (u, v, strain) in [0, 1] (a run's input normalisation is inside it)."""
     import torch
 
-    from .folds import fold_names, fold_of, group_of, with_split
+    from .folds import fold_names, fold_of, with_split
     from .runner import InputNormalised, fit_folds, fold_input_normalisation
     from .zoo import build_model
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
-    model_cfg, train_cfg = recipe_of(config)
     data = with_split(data, config.get("dataset", {}).get("split", "subject"))  # folded as the run was
     fold = fold_of(data, subject)
+    runner = runner_of(config)
+    model_cfg, train_cfg = runner.fold_recipe(data, fold)  # a cross-fitted run: the fold's tuned recipe
     path = run_dir / "fold-models" / f"s{seed}_{fold_names(data)[fold]}.pt"
     if not (cache and path.is_file()):
         # with input normalisation every fold trains alone (am3f.runner.fit_folds)
-        group = [fold] if train_cfg.input_norm else group_of(data, train_cfg, fold)
+        group = [fold] if train_cfg.input_norm else next(g for g in runner.groups(data) if fold in g)
         fits = fit_folds(data, group, model_cfg, train_cfg, seed=seed, device=device)
         if not cache:
             return next(f.models[0] for f in fits if f.fold == fold)

@@ -196,7 +196,8 @@ def test_authors_recipes_as_published():
     assert r["offapexnet"] == ("adam", 1e-4, 3000, 64)
     assert r["rcn"] == ("sgd", 5e-4, 20, 64) and AUTHORS_RECIPES["rcn"]["nesterov"] is False
     assert r["htnet"] == ("adam", 5e-5, 800, 256)
-    assert set(PEER_VARIANTS) == {n for p in PEERS for n in (p, f"{p}-authors")} | {"ststnet"}
+    assert r["ststnet"] == ("adam", 5e-5, 800, 256)  # main.py (the code of the published weights)
+    assert set(PEER_VARIANTS) == {n for p in (*PEERS, "ststnet") for n in (p, f"{p}-authors")}
 
 
 def test_train_config_records_every_field():

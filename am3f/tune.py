@@ -1,0 +1,234 @@
+"""Honest tuning, cross-fitted: every recipe a LOSO fold trains with is chosen without its test subject.
+
+The subjects are split in two halves (:func:`halves`): A = the development half
+(:func:`am3f.development.dev_subjects`), B = the rest. For each half H, every candidate of a declared
+grid is scored by subject-grouped 5-fold cross-validation inside H only (:func:`am3f.development.dev_cv`:
+the same engine, workers and Dask cluster as LOSO), and H's choice is the candidate of best mean UF1
+over the seeds (ties: the first in grid order). A LOSO fold whose held-out subject is in half A then
+trains with the recipe chosen on B, and the reverse (:class:`am3f.runner.CrossFittedRunner`): no fold's
+recipe ever saw its test subject, and every subject is scored.
+
+:func:`default_grid` is the search space every architecture gets, declared before any result was
+seen: the same 8 candidates for each (learning rate of our schedule and of its authors' recipe,
+epochs 20 and 60, plain and logit-adjusted cross-entropy).
+
+``am3f tune`` writes ``TUNE_DIR/recipes.json`` (the choices and every candidate's scores),
+``TUNE_DIR/chosen_cv_predictions.csv`` (each half's chosen candidate's CV predictions, from which
+:mod:`am3f.ensemble` chooses its members by the same rule), ``TUNE_DIR/timing.json`` (seconds per
+candidate) and keeps each candidate's CV runs under ``TUNE_DIR/cv/`` (so a killed tuning resumes
+where it stopped).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import AM3FError
+from .recipe import DEFAULT_TRAIN, TrainConfig
+
+HALVES = ("A", "B")
+N_SPLITS = 5  # subject-grouped CV folds inside a half
+OUR_LR = DEFAULT_TRAIN.lr
+OUR_OTHER_LR = 1e-3  # AM3F-FlowNet (and a user's model) has no published recipe: a tenth of ours, declared
+
+
+# ----------------------------------------------------------------------------- the search space
+def authors_lr(arch: str) -> float:
+    """The learning rate of the architecture's published recipe (:data:`am3f.peers.AUTHORS_RECIPES`);
+    for a model without one, :data:`OUR_OTHER_LR`."""
+    from .peers import AUTHORS_RECIPES
+
+    return float(AUTHORS_RECIPES.get(arch, {}).get("lr", OUR_OTHER_LR))
+
+
+def default_grid(arch: str) -> dict[str, list]:
+    """The declared search space of an architecture: 2 x 2 x 2 = 8 candidates, the same for every
+    architecture; the first candidate is our declared schedule (lr 1e-2, 20 epochs, logit-adjusted)."""
+    return {"lr": [OUR_LR, authors_lr(arch)], "epochs": [20, 60], "tau": [1.0, 0.0]}
+
+
+_TYPES = {f.name: type(getattr(DEFAULT_TRAIN, f.name)) for f in fields(TrainConfig)}
+
+
+def _typed(key: str, text: str):
+    kind = _TYPES[key]
+    if kind is bool:
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise AM3FError(f"--grid {key}: expected true or false, got {text!r}")
+        return text.lower() in ("true", "1")
+    try:
+        return kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
+    except ValueError:
+        raise AM3FError(f"--grid {key}: {text!r} is not a {kind.__name__}") from None
+
+
+def parse_grid(items: list[str] | None) -> dict[str, list] | None:
+    """``["lr=1e-2,1e-3", "epochs=20,60"]`` -> ``{"lr": [0.01, 0.001], "epochs": [20, 60]}``, every
+    value checked as a recipe value (None: no --grid given)."""
+    if not items:
+        return None
+    grid: dict[str, list] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not values.strip():
+            raise AM3FError(f"--grid {item!r}: expected KEY=V1,V2,... (e.g. lr=1e-2,1e-3)")
+        if key not in _TYPES or key in ("fold_group", "distill_from", "pretrain"):
+            raise AM3FError(f"--grid {key}: not a tunable recipe field (see TrainConfig in am3f/recipe.py)")
+        if key in grid:
+            raise AM3FError(f"--grid {key} is given twice")
+        grid[key] = [_typed(key, v.strip()) for v in values.split(",")]
+    for overrides in candidates(grid):
+        replace(DEFAULT_TRAIN, **overrides)  # an invalid value fails here, in one line
+    return grid
+
+
+def candidates(grid: dict[str, list]) -> list[dict]:
+    """The grid's candidates in grid order (the first key varies slowest)."""
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+# ----------------------------------------------------------------------------- the two halves
+def halves(data) -> dict[str, list[str]]:
+    """{"A": the development half's subjects, "B": the rest}, each sorted."""
+    from .development import dev_subjects, holdout_subjects
+
+    return {"A": sorted(dev_subjects(data)), "B": sorted(holdout_subjects(data))}
+
+
+def _candidate_dir(out: Path, half: str, index: int, overrides: dict) -> Path:
+    key = hashlib.sha1(json.dumps(overrides, sort_keys=True).encode()).hexdigest()[:8]
+    return out / "cv" / half / f"c{index}-{key}"
+
+
+def score_candidate(data, half_subjects: list[str], model_cfg, train_cfg: TrainConfig, *, seeds, out: Path,
+                    workers: int = 1, scheduler: str | None = None, device: str = "cpu") -> dict:
+    """Mean UF1 / UAR (over ``seeds``) of subject-grouped CV inside ``half_subjects``, cached in
+    ``out/score.json`` with the seconds it took (a finished candidate is never re-trained)."""
+    from .development import dev_cv
+    from .utils import atomic_write_text
+
+    cached = out / "score.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    t0 = time.perf_counter()
+    r = dev_cv(data, model_cfg, train_cfg, seeds=tuple(seeds), n_splits=N_SPLITS, device=device, workers=workers,
+               subjects=half_subjects, out=str(out / "run"), scheduler=scheduler)
+    score = {"uf1": r["uf1"], "uar": r["uar"], "wall_s": round(time.perf_counter() - t0, 1), "workers": workers}
+    atomic_write_text(cached, json.dumps(score, indent=2))
+    return score
+
+
+def _cv_predictions(candidate_dir: Path, half: str) -> pd.DataFrame:
+    """A candidate's CV predictions (its subjects' real ids, one row per sample and seed) for ``half``."""
+    preds = pd.read_csv(candidate_dir / "run" / "predictions.csv", dtype={"subject": str})
+    keep = ["sample_id", "dataset", "label", "seed"] + [c for c in preds if c.startswith("score_")]
+    return preds[keep].assign(half=half)
+
+
+def tune(data, variant: str, out: str | os.PathLike, *, grid: dict[str, list] | None = None, seeds=(0,),
+         workers: int = 1, scheduler: str | None = None, device: str = "cpu", show_progress: bool = True) -> dict:
+    """Tune ``variant`` (or a model's default variant) on ``data`` by the cross-fitted rule (module
+    docstring) into ``out``; returns (and writes) recipes.json. Resumable: finished candidates are
+    read back, not re-trained."""
+    from .recipe import resolve_variant
+    from .utils import atomic_write_text, progress
+    from .zoo import ARCHITECTURES, model_variant
+
+    variant = model_variant(variant) if variant in ARCHITECTURES else variant  # a model: its default variant
+    model_cfg, base = resolve_variant(variant)
+    grid = grid or default_grid(model_cfg.arch)
+    cands, split = candidates(grid), halves(data)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"model": model_cfg.arch, "variant": variant, "grid": grid, "seeds": [int(s) for s in seeds],
+              "halves": {}}
+    timing, chosen_cv = {"workers": workers, "halves": {}}, []
+    bar = progress(total=len(HALVES) * len(cands), desc="tuning (half x candidate)", unit="cand",
+                   disable=not show_progress)
+    try:
+        for half in HALVES:
+            scored = []
+            for i, overrides in enumerate(cands):
+                s = score_candidate(data, split[half], model_cfg, replace(base, **overrides), seeds=seeds,
+                                    out=_candidate_dir(out, half, i, overrides), workers=workers,
+                                    scheduler=scheduler, device=device)
+                scored.append({"overrides": overrides, "uf1": s["uf1"], "uar": s["uar"]})
+                timing["halves"].setdefault(half, []).append({"overrides": overrides, "wall_s": s["wall_s"],
+                                                              "workers": s.get("workers")})
+                bar.update(1)
+            best = max(range(len(scored)), key=lambda j: (scored[j]["uf1"], -j))  # ties: the first in grid order
+            result["halves"][half] = {"subjects": split[half], "chosen": dict(scored[best]["overrides"]),
+                                      "candidates": scored}
+            chosen_cv.append(_cv_predictions(_candidate_dir(out, half, best, cands[best]), half))
+    finally:
+        bar.close()
+    atomic_write_text(out / "chosen_cv_predictions.csv", pd.concat(chosen_cv).to_csv(index=False, float_format="%.6f"))
+    atomic_write_text(out / "recipes.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "timing.json", json.dumps(timing, indent=2) + "\n")
+    return result
+
+
+# ----------------------------------------------------------------------------- using a tuning
+def read_recipes(path: str | os.PathLike) -> dict:
+    """A recipes.json as :func:`tune` writes it, checked; its SHA-256 under ``"sha256"``."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        tuned = json.loads(raw)
+    except OSError as exc:
+        raise AM3FError(f"--recipe {path}: cannot read it ({exc.strerror})") from None
+    except ValueError as exc:
+        raise AM3FError(f"--recipe {path}: not JSON ({exc})") from None
+    halves_ = tuned.get("halves") if isinstance(tuned, dict) else None
+    if not isinstance(halves_, dict) or set(halves_) != set(HALVES) or not all(
+            isinstance(h, dict) and isinstance(h.get("subjects"), list) and isinstance(h.get("chosen"), dict)
+            for h in halves_.values()):
+        raise AM3FError(f"--recipe {path}: not a recipes.json of `am3f tune` (needs halves A and B, each with "
+                        f"subjects and chosen)")
+    for h in halves_.values():
+        replace(DEFAULT_TRAIN, **h["chosen"])  # unknown fields or bad values fail here, in one line
+    return {**tuned, "sha256": hashlib.sha256(raw).hexdigest()}
+
+
+def cross_fitted(tuned: dict, data, base: TrainConfig) -> dict:
+    """The config.json record of a cross-fitted LOSO run: for each half H, the recipe tuned on H
+    (``base`` with H's choice) and H's subjects, the tuning file's hash, and the rule."""
+    subjects = set(data.subject_ids)
+    covered = set(tuned["halves"]["A"]["subjects"]) | set(tuned["halves"]["B"]["subjects"])
+    if subjects - covered:
+        missing = sorted(subjects - covered)
+        raise AM3FError(f"--recipe: {len(missing)} subject(s) of this dataset are in neither tuned half "
+                        f"(e.g. {missing[0]}): the recipes were tuned on another dataset")
+    return {"sha256": tuned["sha256"], "rule": "a fold whose held-out subject is in one half trains with the "
+                                               "recipe tuned on the other half",
+            "tuned_on": {h: {"subjects": tuned["halves"][h]["subjects"], "chosen": tuned["halves"][h]["chosen"],
+                             "train_config": replace(base, **tuned["halves"][h]["chosen"]).to_dict()}
+                         for h in HALVES}}
+
+
+def ensure_tuned(data, model: str, tuning_dir: str | os.PathLike, *, make_in: str | os.PathLike | None = None,
+                 seeds=(0,), workers: int = 1, scheduler: str | None = None, device: str = "cpu",
+                 show_progress: bool = False) -> Path:
+    """``tuning_dir/<model>/recipes.json`` when it is there (the committed tunings of the real set are
+    in ``figures/tuning/``), else ``make_in/<model>/recipes.json`` (default ``tuning_dir``), tuned now
+    with the declared grid if it is not there either (resumable)."""
+    from .zoo import model_variant
+
+    found = Path(tuning_dir) / model / "recipes.json"
+    if found.is_file():
+        return found
+    out = Path(make_in or tuning_dir) / model
+    if not (out / "recipes.json").is_file():
+        tune(data, model_variant(model), out, seeds=seeds, workers=workers, scheduler=scheduler, device=device,
+             show_progress=show_progress)
+    return out / "recipes.json"
