@@ -52,6 +52,9 @@ RULES = [
     Rule(r"^am3f reproduce --in-place$",
          skip="rewrites the committed notebooks; tests/test_notebook_outputs.py checks re-execution is byte-identical"),
     Rule(r"^am3f loso .*--data \.\./shared/data/megc2019-composite", append=SMALL, needs_real_data=True),
+    # one candidate (the declared schedule) instead of the 8 of the default grid: 2 halves x 5 CV folds
+    Rule(r"^am3f tune .*--data \.\./shared/data/megc2019-composite", append=" --grid lr=0.01", needs_real_data=True,
+         expect="recipes.json"),
     Rule(r"^am3f score runs/am3f-composite$", needs_real_data=True, expect="UF1"),
     Rule(r"^python benchmarks/bench_loso\.py", skip="a benchmark (minutes per seed): not a test"),
     Rule(r"^am3f evaluate-weights .*ststnet-reference", needs_real_data=True),
