@@ -127,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "OUT/figures, LOSO runs to OUT/runs (reused by configuration). quick: all "
                                    "notebooks in minutes on 2 CPU cores (few folds and epochs, one seed); full: "
                                    "notebooks 00-08 on every fold, 5 seeds for the main model and every ablation "
-                                   "variant; leaderboard: notebook 09, every peer under our schedule (5 seeds) and "
-                                   "the authors' recipes that fit a CPU.")
+                                   "variant; leaderboard: notebook 09, every architecture tuned on training subjects "
+                                   "only, their ensemble, the authors' recipes that fit a CPU and our declared "
+                                   "schedule (one seed per row).")
     p.add_argument("--data", default=None, help=DATA_HELP)
     p.add_argument("--reference", default=None, metavar="DIR",
                    help="real reference material for the checks of notebooks 01 and 03: a folder holding "
@@ -136,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "above --data when it holds them; none without --data)")
     p.add_argument("--profile", choices=["quick", "full", "leaderboard"], default=None,
                    help="quick: minutes, synthetic-sized; full: notebooks 00-08, 5 seeds, about 52 min on 2 cores; "
-                        "leaderboard: notebook 09, every peer (default: quick)")
+                        "leaderboard: notebook 09, every architecture tuned, authors' and declared, one seed "
+                        "(default: quick)")
     p.add_argument("--out", default=None,
                    help="output folder (default: reproduce-<profile> inside $AM3F_OUT, else inside the "
                         "checkout's git-ignored out/)")
@@ -149,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "your own PATH.py:FACTORY / package.module:FACTORY (default: am3f)")
     p.add_argument("--recipe", default=None, metavar="RECIPES_JSON",
                    help="recipes.json of `am3f tune` for the model of notebooks 02-08 (a cross-fitted run)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                   help="the seeds of every run instead of the profile's, e.g. --seeds 0 1 2 3 4")
     p.add_argument("--notebooks", nargs="*", default=None, metavar="NAME",
                    help="only these notebooks, e.g. 02_train_loso 03_results_tables (default: all, in order)")
     p.add_argument("--in-place", action="store_true",

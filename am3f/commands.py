@@ -96,10 +96,10 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     if args.in_place:
         from .reproduce import execute_in_place
 
-        if (args.data or args.reference or args.out or args.scheduler or args.recipe
+        if (args.data or args.reference or args.out or args.scheduler or args.recipe or args.seeds
                 or args.profile not in (None, "quick")):
             raise AM3FError("--in-place runs the notebooks' own defaults on the synthetic set: "
-                            "no --data, --reference, --out, --recipe or --profile full")
+                            "no --data, --reference, --out, --recipe, --seeds or --profile full/leaderboard")
         timings = execute_in_place(args.notebooks or None)
         print(f"executed in place on the embedded SYNTHETIC set, {sum(timings.values()):.0f} s: "
               + ", ".join(f"notebooks/{n}.ipynb" for n in timings))
@@ -113,7 +113,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         read_recipes(args.recipe)  # a bad file fails here, before any notebook starts
     out = reproduce(data_root, profile=args.profile, out=args.out, notebooks=args.notebooks or None,
                     shared_dir=shared_dir, workers=args.workers or 0, scheduler=args.scheduler or "",
-                    model=args.model or "", recipe=args.recipe or "")
+                    model=args.model or "", recipe=args.recipe or "", seeds=args.seeds or None)
     print(f"done: profile {args.profile}, data {data_root or '(embedded SYNTHETIC set)'}"
           + (f", reference material {shared_dir}" if shared_dir else ""))
     for line in summary_lines(out):
@@ -234,7 +234,9 @@ def cmd_loso(args: argparse.Namespace) -> None:
              else f"{workers} worker process(es)" if workers > 1 else "this process")
     from .memory import group_size
 
-    epochs = "tuned" if config.get("tuned_recipe") else train_cfg.epochs
+    tuned_on = (config.get("tuned_recipe") or {}).get("tuned_on", {})
+    epochs = (" / ".join(f"{t['train_config']['epochs']} (recipe tuned on {h})" for h, t in tuned_on.items())
+              or train_cfg.epochs)
     print(f"model {model_cfg.arch} variant {variant}: {config['parameters']:,} parameters; device {device}; "
           f"{epochs} epochs x {train_cfg.n_models} model(s) per fold, folds trained in groups of "
           f"{group_size(model_cfg, train_cfg, data.image_size[0])}, on {where}")

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import AM3FError
+from .folds import fold_of
 from .metrics import megc_scores
 from .rundir import FoldOutput
 
@@ -109,14 +110,21 @@ def build_ensemble(data, runs: Mapping[str, str | os.PathLike], tune_dirs: Mappi
                       "the best UF1 on one half; used for the subjects of the other half"}
     runner = EnsembleRunner({a: r.predictions for a, r in loaded.items()}, chosen,
                             {h: t["subjects"] for h, t in halves.items()})
-    from .folds import fold_of
-
-    # the folds every member finished for every seed (a partial member run makes a partial ensemble)
-    done = set.intersection(*({(int(s), str(k)) for s, k in r.predictions[["seed", "subject"]].drop_duplicates()
-                               .itertuples(index=False)} for r in loaded.values()))
-    folds = sorted({fold_of(data, k) for _, k in done if all((s, k) in done for s in seeds)})
+    folds = folds_every_member_finished(data, loaded.values(), seeds)
     run_loso(data, runner, out, seeds=seeds, folds=folds, config=json.loads(json.dumps(config)), show_progress=False)
     return Path(out)
+
+
+def folds_every_member_finished(data, members, seeds: Sequence[int]) -> list[int]:
+    """The folds for which every member run has predictions for every one of ``seeds`` (a partial
+    member run makes a partial ensemble, never one that mixes members per subject)."""
+    def finished(run) -> set[tuple[int, str]]:  # (seed, held-out subject) pairs with predictions
+        pairs = run.predictions[["seed", "subject"]].drop_duplicates().itertuples(index=False)
+        return {(int(seed), str(subject)) for seed, subject in pairs}
+
+    done = set.intersection(*(finished(r) for r in members))
+    subjects = {subject for _, subject in done if all((s, subject) in done for s in seeds)}
+    return sorted({fold_of(data, subject) for subject in subjects})
 
 
 def ensure_ensemble(data, runs: Mapping[str, str | os.PathLike], tune_dirs: Mapping[str, str | os.PathLike],

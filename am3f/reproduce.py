@@ -43,10 +43,13 @@ TUNED_FULL: tuple[str, ...] = ("am3f", "ststnet", "rcn", "dualinception", "offap
 
 # Notebook parameters per profile. `quick`: minutes on 2 CPU cores (a few folds, few epochs, one seed);
 # `full`: the real reproduction of notebooks 00-08 (all folds, the declared schedule, 5 seeds for the
-# main model and for every ablation variant); `leaderboard`: notebook 09 with every peer under our
-# schedule (5 seeds; Dual-Inception 2) and the authors' recipes that fit a CPU (one seed), reusing the runs `full` made
-# in the same --out. The authors' recipes of Dual-Inception (batch 3), OFF-ApexNet (3000 epochs) and
-# HTNet (800 epochs, 140 M parameters) take days on 2 CPU cores: not in any profile (docs/peers.md).
+# main model and for every ablation variant); `leaderboard`: notebook 09, every architecture tuned on
+# training subjects only (cross-fitted) and their ensemble, the authors' recipes that fit a CPU, and our
+# declared schedule, ONE seed per row (`--seeds` for more): on 2 CPU cores the tuned rows alone take
+# about 2.5 h (their chosen recipes mostly train 60 epochs), so five seeds would be about 10 h
+# (docs/peers.md has the measured times). It reuses the runs `full` made in the same --out. The
+# authors' recipes of Dual-Inception (batch 3), OFF-ApexNet (3000 epochs) and HTNet (800 epochs, 140 M
+# parameters) take days on 2 CPU cores: not in any profile (docs/peers.md).
 # The leaderboard's tuned rows (`tuned`) use the committed cross-fitted tunings of the real set
 # (figures/tuning/<arch>/recipes.json, made by `am3f tune`); on other data they are tuned in OUT/tuning.
 PROFILES: dict[str, dict] = {
@@ -56,11 +59,8 @@ PROFILES: dict[str, dict] = {
     # Grad-CAM class averages over the held-out samples of 8 folds (their fold models are re-trained)
     "full": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "variants": list(ABLATION_VARIANTS_FULL),
              "max_cam_samples": 0, "cam_folds": 8, "notebooks": list(NOTEBOOKS[:9])},
-    # Dual-Inception's 6.4 M-parameter dense layer makes a seed take ~30 min on 2 cores: two seeds
-    "leaderboard": {"epochs": 0, "seeds": SEEDS_5, "folds": "", "leaderboard": list(LEADERBOARD_FULL),
-                    "tuned": list(TUNED_FULL),
-                    "variant_seeds": {"dualinception": [0, 1], "rcn-authors": [0], "ststnet-authors": [0],
-                                      "dualinception-tuned": [0]}, "notebooks": ["09_leaderboard"]},
+    "leaderboard": {"epochs": 0, "seeds": [0], "folds": "", "leaderboard": list(LEADERBOARD_FULL),
+                    "tuned": list(TUNED_FULL), "notebooks": ["09_leaderboard"]},
 }
 
 
@@ -97,11 +97,14 @@ def check_inputs(data_root: str | os.PathLike | None, reference: str | os.PathLi
 
 
 def notebook_parameters(name: str, profile: str, data_root: str, out: Path, shared_dir: str = "",
-                        workers: int = 0, scheduler: str = "") -> dict:
-    """papermill parameters of one notebook under a profile (only names the notebook declares are passed)."""
+                        workers: int = 0, scheduler: str = "", seeds: Sequence[int] | None = None) -> dict:
+    """papermill parameters of one notebook under a profile (only names the notebook declares are passed).
+    ``seeds``: the seeds of every run instead of the profile's (and of its per-row seeds)."""
     if profile not in PROFILES:
         raise AM3FError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
-    p = PROFILES[profile]
+    p = dict(PROFILES[profile])
+    if seeds:
+        p.update(seeds=[int(s) for s in seeds], variant_seeds={})
     # run_dir stays empty: every notebook then finds 02's run by its configuration hash in runs_dir
     common = {"data_root": data_root, "shared_dir": shared_dir, "figures_dir": str(out / "figures"),
               "runs_dir": str(out / "runs"), "epochs": p["epochs"], "seeds": p["seeds"], "folds": p["folds"],
@@ -152,13 +155,13 @@ def quiet_kernel_manager():
 def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick", out: str | os.PathLike | None = None,
               notebooks: Sequence[str] | None = None, kernel: str = "python3", show_progress: bool = True,
               shared_dir: str | os.PathLike = "", workers: int = 0, scheduler: str = "", model: str = "",
-              recipe: str | os.PathLike = "") -> Path:
+              recipe: str | os.PathLike = "", seeds: Sequence[int] | None = None) -> Path:
     """Execute the notebooks in order into ``out`` (default: ``reproduce-<profile>`` in
     :func:`default_out_dir`), see module doc; returns ``out``. ``shared_dir``: real reference
     material for notebooks 01 and 03 (see :func:`check_inputs`). ``model``: the notebooks' ``model``
     parameter (e.g. your own ``PATH.py:FACTORY``; a relative path is made absolute: notebooks run in OUT).
     ``recipe``: a recipes.json of ``am3f tune`` for the notebooks that declare ``recipe`` (02-08: their
-    run is then cross-fitted, :mod:`am3f.tune`)."""
+    run is then cross-fitted, :mod:`am3f.tune`). ``seeds``: every run's seeds instead of the profile's."""
     import papermill as pm
 
     from .utils import progress
@@ -181,7 +184,7 @@ def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick"
         nb = src / f"{name}.ipynb"
         declared = _declared_parameters(nb)
         params = {k: v for k, v in notebook_parameters(name, profile, data_root, out, shared_dir, workers,
-                                                       scheduler).items() if k in declared}
+                                                       scheduler, seeds).items() if k in declared}
         if model and "model" in declared:
             params["model"] = _absolute_model(model)
         if recipe and "recipe" in declared:

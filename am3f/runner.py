@@ -192,6 +192,10 @@ class TrainRunner:
         """(model config, recipe) fold ``fold`` trains with."""
         return self.model_cfg, self.train_cfg
 
+    def recipes(self) -> list[tuple[object, TrainConfig]]:
+        """Every (model config, recipe) its folds train with (the memory planner sizes workers for each)."""
+        return [(self.model_cfg, self.train_cfg)]
+
     def run_group(self, data: FlowDataset, folds: Sequence[int], *, seed: int) -> list[FoldOutput]:
         t0 = time.perf_counter()
         fits = fit_folds(data, folds, self.model_cfg, self.train_cfg, seed=seed, device=self.device,
@@ -247,6 +251,9 @@ class CrossFittedRunner:
 
     def fold_recipe(self, data: FlowDataset, fold: int) -> tuple[object, TrainConfig]:
         return self.runners[self.tuned_on(data, fold)].fold_recipe(data, fold)
+
+    def recipes(self) -> list[tuple[object, TrainConfig]]:
+        return [recipe for runner in self.runners.values() for recipe in runner.recipes()]
 
     def run_group(self, data: FlowDataset, folds: Sequence[int], *, seed: int) -> list[FoldOutput]:
         half = self.tuned_on(data, folds[0])

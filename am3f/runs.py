@@ -158,9 +158,8 @@ def memory_workers(runner, data, workers: int, device="cpu", show: bool = True) 
     (:func:`am3f.memory.plan`); refuses in one line, before anything trains, a model that cannot fit."""
     from .memory import GIB, plan
 
-    recipes = getattr(runner, "runners", {"": runner}).values()
-    plans = [plan(r.model_cfg, r.train_cfg, workers=workers, device=str(device), image_size=data.image_size[0],
-                  n_train=len(data)) for r in recipes]
+    plans = [plan(model_cfg, train_cfg, workers=workers, device=str(device), image_size=data.image_size[0],
+                  n_train=len(data)) for model_cfg, train_cfg in runner.recipes()]
     fit = min(p.workers for p in plans)
     if fit < workers and show:
         worst = max(plans, key=lambda p: p.per_worker)

@@ -5,11 +5,11 @@ search on training subjects only (cross-fitted, `am3f tune`), their ensemble, an
         [--tuned am3f ststnet ...] [--variants ststnet-authors full ...] [--seeds 0]
         [--row-seeds '{"am3f-tuned": [0, 1]}']
 
-Writes OUT/leaderboard_tuned.{md,tex,csv,png,pdf} (the rows of notebook 09 that this run has:
-:func:`am3f.leaderboard.board_runs`, the same function) and OUT/tuning.{md,tex,csv}: per architecture
-and half, the recipe chosen, its inner-CV UF1 beside our declared schedule's (the grid's first
-candidate) and the seconds the tuning took. Tunings missing from --tuning are made there; runs are
-ordinary run directories, reused when they exist.
+Prints those rows of the leaderboard (:func:`am3f.leaderboard.board_runs`, the function notebook 09
+uses: the written leaderboard is notebook 09's, `am3f reproduce --profile leaderboard`) and writes
+OUT/tuning.{md,tex,csv}: per architecture and half, the recipe chosen, its inner-CV UF1 beside our
+declared schedule's (the grid's first candidate) and the seconds the tuning took. Tunings missing
+from --tuning are made there; runs are ordinary run directories, reused when they exist.
 """
 
 from __future__ import annotations
@@ -68,19 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     table = leaderboard.leaderboard_table(runs)
     print(writers.display_table(table))
     out = Path(args.out)
-    caption = ("Honest leaderboard, tuned rows: composite LOSO, last epoch; each architecture's recipe chosen by the "
-               "same declared search (8 candidates) on training subjects only (cross-fitted halves A/B; 'A: ...' = "
-               "tuned on A, used for the subjects of B); Δ paired on the same subjects, 95 % interval and p")
-    paths = writers.write_table(table, out, "leaderboard_tuned", synthetic=data.synthetic, caption=caption)
-    rows = leaderboard.leaderboard_rows(runs)
-    writers.save_figure(leaderboard.leaderboard_figure(rows, synthetic=data.synthetic), out, "leaderboard_tuned",
-                        synthetic=data.synthetic)
     tuning = tuning_table(Path(args.tuning), args.tuned)
     print(writers.display_table(tuning))
-    paths.update({f"tuning.{k}": v for k, v in writers.write_table(
+    paths = dict(writers.write_table(
         tuning, out, "tuning", synthetic=data.synthetic,
         caption="Cross-fitted tuning: the recipe each half chose by subject-grouped 5-fold CV inside that half, "
-                "seed 0; the declared schedule is the grid's first candidate").items()})
+                "seed 0; the declared schedule is the grid's first candidate"))
     print("written:", *paths.values(), sep="\n  ")
     return 0
 

@@ -45,7 +45,8 @@ def test_loso_refuses_before_training_in_one_line(tmp_path, monkeypatch, capsys)
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "dualinception cannot train here" in err and "GiB" in err
-    assert not list((out / "folds").glob("*.json")) if (out / "folds").exists() else True
+    # refused before training: no fold result and no predictions were written
+    assert not list(out.glob("folds/*")) and not (out / "predictions.csv").exists()
 
 
 @pytest.mark.slow

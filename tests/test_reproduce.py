@@ -58,8 +58,13 @@ def test_profile_parameters_only_declared_names():
     assert set(full["variants"]) == set(reproduce.ABLATION_VARIANTS_FULL) and "ststnet" in full["variants"]
     assert reproduce.notebook_parameters("02_train_loso", "full", "", out)["seeds"] == [0, 1, 2, 3, 4]
     board = reproduce.notebook_parameters("09_leaderboard", "leaderboard", "", out)
-    assert board["seeds"] == [0, 1, 2, 3, 4] and {"full", "dualinception", "rcn-authors"} <= set(board["variants"])
-    assert board["variant_seeds"]["rcn-authors"] == [0]
+    # one seed per row (the tuned rows' 60-epoch recipes dominate); every tuned architecture but the full HTNet
+    assert board["seeds"] == [0] and {"full", "dualinception", "rcn-authors", "ststnet-authors"} <= set(board["variants"])
+    assert set(board["tuned"]) == {"am3f", "ststnet", "rcn", "dualinception", "offapexnet", "htnet-small"}
+    # --seeds: every row's seeds, the profile's per-row seeds dropped
+    more = reproduce.notebook_parameters("09_leaderboard", "leaderboard", "", out, seeds=[0, 1, 2])
+    assert more["seeds"] == [0, 1, 2] and more["variant_seeds"] == {}
+    assert reproduce.PROFILES["leaderboard"]["seeds"] == [0]  # the profile itself is left as declared
     assert reproduce.PROFILES["leaderboard"]["notebooks"] == ["09_leaderboard"]
     assert "09_leaderboard" not in reproduce.PROFILES["full"]["notebooks"]
     with pytest.raises(Exception, match="unknown profile"):
