@@ -62,7 +62,7 @@ RULES = [
     Rule(r"^am3f compare runs/no_mofrw runs/ststnet-scratch$", expect="UF1"),
     Rule(r"^am3f reproduce --profile full ", skip="about 52 minutes; the quick profile runs the same notebooks"),
     Rule(r"^am3f reproduce --profile leaderboard ",
-         skip="about 98 minutes; the quick profile runs notebook 09 on the synthetic set"),
+         skip="hours on 2 cores; the quick profile runs notebook 09 on the synthetic set"),
     Rule(r"^mkdir -p out && papermill notebooks/02_train_loso\.ipynb ", needs_real_data=True),
     Rule(r"^am3f flow onset\.jpg apex\.jpg ", needs_real_data=True),
     Rule(r"^am3f flow pair\.gif ", needs_real_data=True),
