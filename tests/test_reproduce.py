@@ -59,7 +59,8 @@ def test_profile_parameters_only_declared_names():
     assert reproduce.notebook_parameters("02_train_loso", "full", "", out)["seeds"] == [0, 1, 2, 3, 4]
     board = reproduce.notebook_parameters("09_leaderboard", "leaderboard", "", out)
     # one seed per row (the tuned rows' 60-epoch recipes dominate); every tuned architecture but the full HTNet
-    assert board["seeds"] == [0] and {"full", "dualinception", "rcn-authors", "ststnet-authors"} <= set(board["variants"])
+    assert board["seeds"] == [0]
+    assert {"full", "dualinception", "rcn-authors", "ststnet-authors"} <= set(board["variants"])
     assert set(board["tuned"]) == {"am3f", "ststnet", "rcn", "dualinception", "offapexnet", "htnet-small"}
     # --seeds: every row's seeds, the profile's per-row seeds dropped
     more = reproduce.notebook_parameters("09_leaderboard", "leaderboard", "", out, seeds=[0, 1, 2])
