@@ -57,7 +57,10 @@ def protocol_audit(run: RunResult | str | os.PathLike, digits: int = 4) -> pd.Da
     comp = table[table.subset == "composite"]
     n_seeds = len(comp)
     honest_uf1, honest_uar = comp["uf1"].mean(), comp["uar"].mean()
-    rows = [("Fixed schedule, mean over seeds (ours)", honest_uf1, honest_uar, "UAR = macro recall")]
+    from .tables import is_ours
+
+    ours = "ours" if is_ours(run) else "honest"  # a peer or a user's model is not ours
+    rows = [(f"Fixed schedule, mean over seeds ({ours})", honest_uf1, honest_uar, "UAR = macro recall")]
     best = comp.sort_values("uf1", ascending=False).iloc[0]
     rows.append((f"Best single seed of {n_seeds} (seed {int(best['seed'])})", best["uf1"], best["uar"],
                  "report the luckiest seed"))

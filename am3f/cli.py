@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import commands
 from .errors import AM3FError
+from .utils import PROGRESS_ENV
 from .zoo import ARCHITECTURES  # plain data: the parser imports no torch
 
 DATA_HELP = "dataset directory in the composite layout (default: $AM3F_DATA, else the embedded synthetic set)"
@@ -54,8 +56,10 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="torch CPU threads of this process (default: 1; an execution setting, not part of the "
                         "recipe; local workers always run one thread each)")
     g.add_argument("--fold-group", type=int, default=None, metavar="N",
-                   help=f"LOSO folds trained together in one batched computation (default: {d.fold_group}; "
-                        f"part of the recipe: results change slightly with it)")
+                   help=f"LOSO folds trained together in one batched computation (default: the variant's "
+                        f"declared group, measured per architecture: {d.fold_group} for AM3F-FlowNet, 1 where "
+                        f"batching does not pay; docs/design-choices.md; part of the recipe: results change "
+                        f"slightly with it)")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -63,8 +67,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="run directory (created; rerunning resumes unfinished folds)")
     p.add_argument("--folds", default=None,
                    help="run only these folds, e.g. 0-9,12 (fold k = k-th subject in sorted order); "
-                        "separate processes may share one --out, then `am3f score` merges")
+                        "separate processes may share one --out, then `am3f score` merges. Folds train in "
+                        "groups (--fold-group): a group is trained whole, and its folds not asked for are kept "
+                        "in OUT/spare/ for a later shard, which then takes them instead of training again")
     p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda[:N]")
+
+
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress reports (default: a bar on a terminal; elsewhere, e.g. a log file or a "
+                        "notebook, a line at most every 30 s with the epoch or item, elapsed time and ETA)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -151,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "your own PATH.py:FACTORY / package.module:FACTORY (default: am3f)")
     p.add_argument("--recipe", default=None, metavar="RECIPES_JSON",
                    help="recipes.json of `am3f tune` for the model of notebooks 02-08 (a cross-fitted run)")
+    p.add_argument("--datasets", default=None, metavar="NAME[,NAME]",
+                   help="notebooks 02-08 keep only these source databases (their `datasets` parameter), e.g. samm: "
+                        "LOSO inside one database (default: every database of --data)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
                    help="the seeds of every run instead of the profile's, e.g. --seeds 0 1 2 3 4")
     p.add_argument("--notebooks", nargs="*", default=None, metavar="NAME",
@@ -159,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="execute notebooks/*.ipynb with their own default parameters (embedded SYNTHETIC set, "
                         "CI-sized, real data switched off) and write them back with their outputs, volatile "
                         "metadata stripped: the committed outputs that strict nbval checks")
+    _add_quiet(p)
     p.set_defaults(func=commands.cmd_reproduce)
 
     p = sub.add_parser("flow", help="optical flow (u, v, strain) between an onset and an apex frame",
@@ -233,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the folds on a Dask distributed cluster instead, e.g. tcp://HOST:8786 (needs "
                         "`pip install 'am3f[cluster]'`); the run directory is written here")
+    p.add_argument("--datasets", default=None, metavar="NAME[,NAME]",
+                   help="keep only these source databases' samples, e.g. samm or casme2,smic: LOSO inside one "
+                        "database (the single-database protocol; config.json records it). Default: every database "
+                        "of --data (on the composite set, the MEGC2019 composite protocol)")
     p.add_argument("--split", choices=["subject", "dataset"], default="subject",
                    help="subject: leave-one-subject-out (default); dataset: the cross-database protocol, one fold "
                         "per source dataset, trained on the other datasets (3 folds on the composite set)")
@@ -242,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recipes.json written by `am3f tune`: each fold trains with the recipe tuned on the subject "
                         "half that does NOT hold its test subject (cross-fitted; config.json records both)")
     _add_train_options(p)
+    _add_quiet(p)
     p.set_defaults(func=commands.cmd_loso)
 
     p = sub.add_parser("tune", help="honest tuning: choose a recipe per subject half, cross-fitted",
@@ -250,20 +271,25 @@ def build_parser() -> argparse.ArgumentParser:
                                    "subject-grouped 5-fold CV inside that half only; the half's choice is the best "
                                    "mean UF1 over --seeds (ties: first in grid order). Writes TUNE_DIR/recipes.json "
                                    "for `am3f loso --recipe` (a fold in half A trains with B's choice and the "
-                                   "reverse). Resumable: rerun the same command.")
+                                   "reverse). Resumable: rerun the same command (a cached candidate computed from "
+                                   "other data, model code, seeds or halves is refused).")
     p.add_argument("--model", type=_model_name, default=None, metavar="MODEL",
                    help="architecture (as for `am3f loso`; default: the variant's, else am3f)")
     p.add_argument("--variant", default=None, help="named variant whose recipe is the base (default: the model's own)")
     p.add_argument("--data", default=None, help=DATA_HELP)
     p.add_argument("--out", required=True, metavar="TUNE_DIR", help="tuning directory (created; rerun resumes)")
-    p.add_argument("--grid", nargs="+", default=None, metavar="KEY=V1,V2",
+    p.add_argument("--grid", nargs="+", action="extend", default=None, metavar="KEY=V1,V2",
                    help="search space as recipe fields, e.g. lr=1e-2,1e-3 epochs=20,60 tau=0,1 (default: the "
-                        "declared space every architecture gets: lr ours and its authors', epochs 20/60, tau 1/0)")
+                        "declared space every architecture gets: lr ours and its authors', epochs 20/60, tau 1/0); "
+                        "a key given twice is an error")
+    p.add_argument("--max-candidates", type=int, default=None, metavar="N",
+                   help="run a grid of more than 64 candidates (up to N); without it a larger grid is refused")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds of each CV (default 0)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local worker processes (default: every usable core; 1 on CUDA)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler to run the folds on")
     p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda[:N]")
+    _add_quiet(p)
     p.set_defaults(func=commands.cmd_tune)
 
     p = sub.add_parser("train", help="train a model on ALL subjects and save a checkpoint",
@@ -274,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present, default), cpu or cuda[:N]")
     _add_train_options(p)
+    _add_quiet(p)
     p.set_defaults(func=commands.cmd_train)
 
     p = sub.add_parser("predict", help="class probabilities of flow images with a trained checkpoint",
@@ -302,7 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="AM3F-FlowNet, STSTNet and the peers of am3f.peers (Dual-Inception, "
                                    "OFF-ApexNet, RCN, HTNet and the declared reduced htnet-small), with "
                                    "their parameter count (checked against the published model), what "
-                                   "the authors' model is fed and where its public code is.")
+                                   "the authors' model is fed and where its public code is. With --model: that one "
+                                   "model; your own (PATH.py:FACTORY, module:FACTORY, an entry point) with its "
+                                   "parameters, the contract check's verdict and where its code comes from.")
+    p.add_argument("--model", type=_model_name, default=None, metavar="MODEL",
+                   help="show only this model: a registry name, an installed entry point or PATH.py:FACTORY")
     p.set_defaults(func=commands.cmd_models)
 
     return parser
@@ -311,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    before = os.environ.get(PROGRESS_ENV)
+    if getattr(args, "quiet", False):
+        os.environ[PROGRESS_ENV] = "0"  # this process, its workers and the kernels of reproduce's notebooks
     try:
         code = args.func(args)
     except AM3FError as exc:
@@ -319,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        if before is None:  # main() called from Python (tests, notebooks) leaves the environment as it was
+            os.environ.pop(PROGRESS_ENV, None)
+        else:
+            os.environ[PROGRESS_ENV] = before
     return code if isinstance(code, int) else 0  # a command may report a finding by its exit code
 
 

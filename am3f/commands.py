@@ -50,23 +50,36 @@ def cmd_data_verify(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- score
 def cmd_score(args: argparse.Namespace) -> None:
+    from .data import DATASET_TITLES
     from .metrics import format_summary, summarize
     from .rundir import load_run
-    from .stats import add_intervals
+    from .stats import add_intervals, holdout_subjects
 
     path = Path(args.run_dir)
     if not path.exists():
         raise AM3FError(f"{path}: run directory does not exist")
     run = load_run(path)
-    summary = add_intervals(summarize(run.predictions), run.predictions)
+    holdout = holdout_subjects(run.predictions, run.complete)
+    summary = add_intervals(summarize(run.predictions, holdout=holdout), run.predictions, holdout=holdout)
+    databases = run.config.get("dataset", {}).get("datasets")
+    if databases:  # the pooled row of a single-database run is that database, not the composite set
+        summary["subsets"]["composite"]["title"] = "+".join(DATASET_TITLES.get(d, d) for d in databases)
     summary["run"] = {"dir": str(path), "complete": run.complete, "folds_done": run.info["folds_done"],
-                      "synthetic": run.synthetic, "core_s_per_seed": run.info["core_s_per_seed"]}
+                      "synthetic": run.synthetic, "core_s_per_seed": run.info["core_s_per_seed"],
+                      "datasets": databases or "all"}
     (path / "metrics.json").write_text(json.dumps(summary, indent=2))
     if run.synthetic:
         print("[SYNTHETIC DATA] these scores are on the generated synthetic set, not on real micro-expressions")
+    if databases:
+        print(f"single-database LOSO: trained and tested on {' + '.join(DATASET_TITLES.get(d, d) for d in databases)} "
+              "only")
     if not run.complete:
         print(f"warning: run is incomplete (folds done per seed: {run.info['folds_done']}); "
-              f"scores cover finished folds only")
+              f"scores cover finished folds only; no hold-out subset (the halves are dealt over every subject)")
+    tuned_on = (run.config.get("tuned_recipe") or {}).get("tuned_on", {})
+    for half, t in tuned_on.items():  # a cross-fitted run: no fold trained the base recipe
+        print(f"recipe tuned on half {half} ({len(t['subjects'])} subjects), used for the folds of the other half: "
+              f"{_describe(t['chosen'])}")
     print(format_summary(summary))
     print(f"wrote {path / 'metrics.json'}")
 
@@ -96,7 +109,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     if args.in_place:
         from .reproduce import execute_in_place
 
-        if (args.data or args.reference or args.out or args.scheduler or args.recipe or args.seeds
+        if (args.data or args.reference or args.out or args.scheduler or args.recipe or args.seeds or args.datasets
                 or args.profile not in (None, "quick")):
             raise AM3FError("--in-place runs the notebooks' own defaults on the synthetic set: "
                             "no --data, --reference, --out, --recipe, --seeds or --profile full/leaderboard")
@@ -111,9 +124,14 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         from .tune import read_recipes
 
         read_recipes(args.recipe)  # a bad file fails here, before any notebook starts
+    if args.datasets:  # an unknown database fails here too
+        from .data import load_dataset, select_datasets
+
+        select_datasets(load_dataset(data_root or None), args.datasets)
     out = reproduce(data_root, profile=args.profile, out=args.out, notebooks=args.notebooks or None,
                     shared_dir=shared_dir, workers=args.workers or 0, scheduler=args.scheduler or "",
-                    model=args.model or "", recipe=args.recipe or "", seeds=args.seeds or None)
+                    model=args.model or "", recipe=args.recipe or "", seeds=args.seeds or None,
+                    datasets=args.datasets or "")
     print(f"done: profile {args.profile}, data {data_root or '(embedded SYNTHETIC set)'}"
           + (f", reference material {shared_dir}" if shared_dir else ""))
     for line in summary_lines(out):
@@ -207,6 +225,10 @@ def _load_data(args: argparse.Namespace):
 
     device = pick_device(args.device)
     data = load_dataset(args.data)
+    if getattr(args, "datasets", None):  # the single-database protocol: LOSO inside the databases named
+        from .data import select_datasets
+
+        data = select_datasets(data, args.datasets)
     print(data.describe())
     return data, device
 
@@ -237,9 +259,13 @@ def cmd_loso(args: argparse.Namespace) -> None:
     tuned_on = (config.get("tuned_recipe") or {}).get("tuned_on", {})
     epochs = (" / ".join(f"{t['train_config']['epochs']} (recipe tuned on {h})" for h, t in tuned_on.items())
               or train_cfg.epochs)
-    print(f"model {model_cfg.arch} variant {variant}: {config['parameters']:,} parameters; device {device}; "
-          f"{epochs} epochs x {train_cfg.n_models} model(s) per fold, folds trained in groups of "
-          f"{group_size(model_cfg, train_cfg, data.image_size[0])}, on {where}")
+    from .folds import fold_names
+
+    named = f"model {model_cfg.arch}" + (f" variant {variant}" if variant != model_cfg.arch else "")  # yours: none
+    group = min(group_size(model_cfg, train_cfg, data.image_size[0]), len(fold_names(data)))  # 3 folds: 3, not 17
+    print(f"{named}: {config['parameters']:,} parameters; device {device}; "
+          f"{epochs} epochs x {train_cfg.n_models} model(s) per fold, folds trained in groups of up to "
+          f"{group}, on {where}")
     start_run(data, config, args.out, seeds=args.seeds, folds=_folds(args, data), device=device, workers=workers,
               scheduler=args.scheduler, record_epochs=not args.no_epoch_scores, threads=args.threads or 1)
     print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
@@ -256,7 +282,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from .zoo import model_variant
 
     _check_execution(args)
-    grid = parse_grid(args.grid)  # bad keys or values fail before anything starts
+    max_candidates = _max_candidates(args)
+    grid = parse_grid(args.grid, max_candidates)  # bad keys or values, or too many candidates, fail before anything
     variant = model_variant(args.model, args.variant)
     if not args.scheduler and not str(args.device).startswith("cuda"):
         start_workers_early(args.workers or usable_cores())
@@ -270,13 +297,21 @@ def cmd_tune(args: argparse.Namespace) -> None:
     print(f"tuning {variant}: {len(candidates(grid))} candidates x 2 subject halves x 5-fold CV x "
           f"{len(args.seeds)} seed(s); grid " + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in grid.items()))
     result = tune(data, variant, args.out, grid=grid, seeds=args.seeds, workers=workers, scheduler=args.scheduler,
-                  device=str(device))
+                  device=str(device), max_candidates=max_candidates)
     for half, h in result["halves"].items():
         best = next(c for c in h["candidates"] if c["overrides"] == h["chosen"])
         print(f"half {half} ({len(h['subjects'])} subjects): chose {_describe(h['chosen'])} "
               f"(CV UF1 {best['uf1']:.4f}, UAR {best['uar']:.4f})")
     print(f"wrote {Path(args.out) / 'recipes.json'}; use it with: am3f loso --model {model_cfg.arch} "
           f"--recipe {Path(args.out) / 'recipes.json'} ...")
+
+
+def _max_candidates(args: argparse.Namespace) -> int:
+    from .tune import MAX_CANDIDATES
+
+    if args.max_candidates is not None and args.max_candidates < 1:
+        raise AM3FError(f"--max-candidates must be at least 1, got {args.max_candidates}")
+    return max(args.max_candidates or MAX_CANDIDATES, MAX_CANDIDATES)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -288,6 +323,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = train_final(data, model_cfg, train_cfg, args.out, seed=args.seed, device=device, variant=variant,
                       threads=args.threads or 1)
     print(f"trained {model_cfg.arch} ({variant}) on all {len(data.subject_ids)} subjects; checkpoint written to {out}")
+    source = getattr(model_cfg, "source", None) or {}
+    if "path" in source:
+        print(f"the checkpoint holds the code of {Path(source['path']).name} (factory {source['factory']}, SHA-256 "
+              f"{source['sha256'][:12]}...): `am3f predict` works after the file is moved or changed")
+    elif source:
+        print(f"the checkpoint records module {source.get('module')} of package {source.get('package')} "
+              f"{source.get('version') or '(no version)'} (code SHA-256 {str(source.get('sha256'))[:12]}...), not its "
+              f"code: `am3f predict` needs that code installed")
 
 
 def predict_inputs(args: argparse.Namespace, image_size: tuple[int, int]):
@@ -317,14 +360,20 @@ def predict_inputs(args: argparse.Namespace, image_size: tuple[int, int]):
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    import sys
+    from contextlib import redirect_stdout
+
     from .checkpoint import load_checkpoint
     from .train import predict
     from .utils import pick_device
 
     device = pick_device(args.device)
-    model, meta = load_checkpoint(args.checkpoint, device)
-    names, x = predict_inputs(args, meta["image_size"])
-    probs = predict(model, x, device, tta_flip=bool(meta["train_config"].get("tta_flip", False)))
+    with redirect_stdout(sys.stderr):  # what a model prints must not mix with the table or the JSON
+        model, meta = load_checkpoint(args.checkpoint, device)
+        if meta.get("model_code_used"):
+            print(meta["model_code_used"])
+        names, x = predict_inputs(args, meta["image_size"])
+        probs = predict(model, x, device, tta_flip=bool(meta["train_config"].get("tta_flip", False)))
     classes = meta["class_names"]
     if args.json:
         print(json.dumps([{"image": n, "pred": classes[int(p.argmax())],
@@ -365,9 +414,14 @@ def _print_variants(spec, variants: dict, counts: dict) -> None:
 def cmd_models(args: argparse.Namespace) -> None:
     from .zoo import ARCHITECTURES, build_model, count_parameters
 
+    if getattr(args, "model", None) and args.model not in ARCHITECTURES:
+        _show_user_model(args.model)
+        return
     print("every architecture `am3f loso --model NAME` trains; parameters for 3 classes at 28x28 "
           "(counted on the built model)")
     for name, spec in ARCHITECTURES.items():
+        if getattr(args, "model", None) and name != args.model:
+            continue
         n = count_parameters(build_model(spec.config))
         if spec.params is None:
             check = "reduced, ours" if spec.reduced else "ours"
@@ -377,12 +431,45 @@ def cmd_models(args: argparse.Namespace) -> None:
         print(f"{'':<16}paper:  {spec.paper}")
         print(f"{'':<16}input:  {spec.input}")
         print(f"{'':<16}source: {spec.source}")
-    from .usermodel import entry_points, model_source
+    if getattr(args, "model", None):
+        return
+    for name in _installed_models():
+        _show_user_model(name, brief=True)
 
-    for name, ref in entry_points().items():
-        src = model_source(ref)
-        print(f"{name:<14}  installed by package {src['package']} {src['version'] or ''}: {ref} "
-              f"(entry point group am3f.models)")
+
+def _installed_models() -> dict[str, str]:
+    """{entry-point name: distribution that installs it} of the am3f.models group."""
+    from importlib.metadata import entry_points as installed
+
+    from .usermodel import ENTRY_POINT_GROUP
+
+    return {ep.name: getattr(getattr(ep, "dist", None), "name", None) or "?"
+            for ep in installed(group=ENTRY_POINT_GROUP)}
+
+
+def _show_user_model(name: str, brief: bool = False) -> None:
+    """A user's model (PATH.py:FACTORY, module:FACTORY or an entry point): its parameters at 28x28, the
+    contract check's verdict (a failure is the command's one-line error) and where its code comes from."""
+    from .usermodel import entry_points, short_name, user_config
+    from .zoo import build_model, count_parameters
+
+    cfg = user_config(name)  # the contract check: a model that fails it is refused here, in one line
+    n = count_parameters(build_model(cfg))
+    source = cfg.source
+    where = (f"file {source['path']} (SHA-256 {source['sha256'][:12]}...), factory {source['factory']}"
+             if "path" in source else
+             f"module {source['module']} of package {source['package']} {source.get('version') or '(no version)'}"
+             + (f" (code SHA-256 {source['sha256'][:12]}...)" if source.get("sha256") else "")
+             + f", factory {source['factory']}")
+    if name in entry_points():
+        where = f"entry point {entry_points()[name]} installed by {_installed_models().get(name, '?')}: {where}"
+    if brief:
+        print(f"{name:<14}{n:>13,} params  (yours; contract check passed)  {where}")
+        return
+    print(f"{short_name(name)}: {n:,} params for 3 classes at 28x28")
+    print("contract check: passed (logits of shape (N, 3) on a (4, 3, 28, 28) batch; a training step of two "
+          "stacked copies under torch.func.vmap)")
+    print(f"source: {where}")
 
 
 def _folds(args: argparse.Namespace, data) -> list[int]:

@@ -54,6 +54,8 @@ class FlowDataset:
     extra: dict = field(default_factory=dict)
     # what one fold leaves out (am3f.folds): "subject" (LOSO) or "dataset" (the cross-database protocol)
     fold_by: str = "subject"
+    # the source databases this set was restricted to (:func:`select_datasets`); empty: all of its folder
+    only_datasets: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -64,7 +66,7 @@ class FlowDataset:
             x=self.x[mask], labels=self.labels[mask], subjects=self.subjects[mask],
             datasets=self.datasets[mask], sample_ids=self.sample_ids[mask], name=self.name,
             root=self.root, synthetic=self.synthetic, class_names=self.class_names, extra=self.extra,
-            fold_by=self.fold_by,
+            fold_by=self.fold_by, only_datasets=self.only_datasets,
         )
 
     @property
@@ -80,6 +82,8 @@ class FlowDataset:
         counts = np.bincount(self.labels, minlength=len(self.class_names))
         per_class = ", ".join(f"{c} {n}" for c, n in zip(self.class_names, counts))
         tag = " [SYNTHETIC]" if self.synthetic else ""
+        if self.only_datasets:
+            tag += f" [{' + '.join(DATASET_TITLES.get(d, d) for d in self.only_datasets)} only]"
         return (f"{self.name}{tag}: {len(self)} samples, {len(self.subject_ids)} subjects, "
                 f"{self.image_size[0]}x{self.image_size[1]} flow images; {per_class}")
 
@@ -122,6 +126,35 @@ def dataset_normalised(data: FlowDataset, train_rows: np.ndarray) -> FlowDataset
     """``data`` with :func:`dataset_normalisation` of ``train_rows`` applied. Values stay near [0, 1], so
     the flow-aware mirror stays meaningful."""
     return dataset_normalisation(data, train_rows).apply(data)
+
+
+def parse_datasets(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"casme2,samm"`` (or ``["casme2", "samm"]``, or ``"casme2 samm"`` as papermill may pass it) ->
+    ``("casme2", "samm")``: sorted, without repeats; empty or None -> ``()`` (every database)."""
+    if spec is None:
+        return ()
+    parts = spec.replace(",", " ").split() if isinstance(spec, str) else [str(s).strip() for s in spec]
+    return tuple(sorted({p for p in parts if p}))
+
+
+def select_datasets(data: FlowDataset, names: str | Sequence[str] | None) -> FlowDataset:
+    """``data`` restricted to the samples of the source databases ``names`` (e.g. ``"samm"``): the
+    single-database protocol, LOSO inside one database. Folds, seeds, priors and the development half are
+    computed from what is kept, as for any dataset; runs record the selection (``only_datasets``), so a
+    single-database run never shares a folder or a table row with a composite one. ``names`` empty: ``data``."""
+    wanted = parse_datasets(names)
+    if not wanted:
+        return data
+    present = sorted(set(data.datasets.tolist()))
+    unknown = [n for n in wanted if n not in present]
+    if unknown:
+        raise DataError(f"--datasets: {', '.join(map(repr, unknown))} not in {data.name} "
+                        f"(its databases: {', '.join(present)})")
+    if set(wanted) == set(present) and not data.only_datasets:
+        return data  # every database of the set: the composite run itself
+    kept = data.subset(np.isin(data.datasets, wanted))
+    kept.only_datasets = wanted
+    return kept
 
 
 def data_fingerprint(data: FlowDataset) -> str:

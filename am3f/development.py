@@ -21,11 +21,9 @@ from .recipe import TrainConfig
 def dev_subjects(data: FlowDataset) -> list[str]:
     """The development half: within each source dataset, every second subject in sorted order
     (the 1st, 3rd, 5th, ...). Tuning uses only these; the rest is the untouched half."""
-    out = []
-    for ds in sorted(set(data.datasets.tolist())):
-        subs = sorted(set(data.subjects[data.datasets == ds].tolist()))
-        out += subs[0::2]
-    return out
+    from .folds import development_half
+
+    return development_half(data.datasets, data.subjects)
 
 
 def holdout_subjects(data: FlowDataset) -> list[str]:
@@ -50,9 +48,9 @@ def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
            device: torch.device | str = "cpu", workers: int = 1, subjects: list[str] | None = None,
            out: str | None = None, scheduler: str | None = None) -> dict:
     """Subject-grouped ``n_splits``-fold CV inside the development half only (or inside ``subjects``):
-    pooled UF1/UAR per seed, their means, and the predictions (for paired comparisons,
-    :func:`am3f.stats.compare_predictions`). ``out``: keep the CV's run directory there (resumable);
-    None: a temporary one."""
+    pooled UF1/UAR per seed of ``seeds`` (only those, whatever else ``out`` holds), their means, and the
+    predictions (for paired comparisons, :func:`am3f.stats.compare_predictions`). ``out``: keep the CV's
+    run directory there (resumable); None: a temporary one."""
     import tempfile
 
     from .loso import run_loso
@@ -68,6 +66,7 @@ def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
         run_loso(folds, TrainRunner(model_cfg, train_cfg, device, record_epochs=False), run, seeds=seeds,
                  config=config, device=str(device), workers=workers, scheduler=scheduler, show_progress=False)
         preds = merge_run(run)
+    preds = preds[preds["seed"].isin([int(s) for s in seeds])]  # a kept folder may hold other seeds too
     out = {"per_seed": {int(s): megc_scores(g["label"], g["pred"]) for s, g in preds.groupby("seed")},
            "predictions": preds}
     out["uf1"] = float(np.mean([v["uf1"] for v in out["per_seed"].values()]))

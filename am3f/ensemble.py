@@ -61,6 +61,9 @@ def choose_members(cv: Mapping[str, pd.DataFrame]) -> tuple[list[str], float]:
 def members_by_half(tune_dirs: Mapping[str, str | os.PathLike]) -> dict[str, dict]:
     """For each half H: the members chosen on H's inner CV and their CV UF1."""
     cv = {arch: pd.read_csv(Path(d) / "chosen_cv_predictions.csv") for arch, d in tune_dirs.items()}
+    for arch, frame in cv.items():
+        if not np.isfinite(_scores(frame).astype(float)).all():
+            raise AM3FError(f"{tune_dirs[arch]}: chosen_cv_predictions.csv has empty or non-finite class scores")
     out = {}
     for half in HALVES:
         members, uf1 = choose_members({a: f[f.half == half] for a, f in cv.items()})
@@ -97,6 +100,7 @@ def build_ensemble(data, runs: Mapping[str, str | os.PathLike], tune_dirs: Mappi
     loaded = {a: load_run(p) for a, p in runs.items()}
     if any(not r.config.get("tuned_recipe") for r in loaded.values()):
         raise AM3FError("an ensemble of tuned architectures needs their cross-fitted runs (am3f loso --recipe)")
+    check_members(data, loaded, tune_dirs)
     seeds = sorted(set.intersection(*(set(r.seeds) for r in loaded.values())))
     chosen = members_by_half(tune_dirs)
     halves = next(iter(loaded.values())).config["tuned_recipe"]["tuned_on"]
@@ -113,6 +117,29 @@ def build_ensemble(data, runs: Mapping[str, str | os.PathLike], tune_dirs: Mappi
     folds = folds_every_member_finished(data, loaded.values(), seeds)
     run_loso(data, runner, out, seeds=seeds, folds=folds, config=json.loads(json.dumps(config)), show_progress=False)
     return Path(out)
+
+
+def check_members(data, loaded: Mapping[str, object], tune_dirs: Mapping[str, str | os.PathLike]) -> None:
+    """Every member run was made on this data, with the tuning its members are chosen from, on the same
+    halves: otherwise the ensemble would mix runs, tunings or data (one line names the member)."""
+    import hashlib
+
+    from .data import data_fingerprint
+
+    fingerprint = data_fingerprint(data)
+    halves = None
+    for arch, run in loaded.items():
+        recorded = run.info.get("data_fingerprint")
+        if recorded and recorded != fingerprint:
+            raise AM3FError(f"ensemble member {arch}: its run {run.path} was made on other data (labels or images)")
+        recipes = Path(tune_dirs[arch]) / "recipes.json"
+        if hashlib.sha256(recipes.read_bytes()).hexdigest() != run.config["tuned_recipe"].get("sha256"):
+            raise AM3FError(f"ensemble member {arch}: its run {run.path} was trained with another tuning than "
+                            f"{recipes}")
+        mine = {h: sorted(t["subjects"]) for h, t in run.config["tuned_recipe"]["tuned_on"].items()}
+        if halves is not None and mine != halves:
+            raise AM3FError(f"ensemble member {arch}: its run was tuned on other subject halves than the others'")
+        halves = mine
 
 
 def folds_every_member_finished(data, members, seeds: Sequence[int]) -> list[int]:
@@ -139,4 +166,17 @@ def ensure_ensemble(data, runs: Mapping[str, str | os.PathLike], tune_dirs: Mapp
     members = {a: [Path(p).name, done(p), (Path(tune_dirs[a]) / "recipes.json").read_text()] for a, p in runs.items()}
     key = hashlib.sha1(json.dumps(members, sort_keys=True).encode()).hexdigest()[:8]
     out = Path(runs_dir) / f"ensemble-{key}"
-    return out if (out / "predictions.csv").is_file() else build_ensemble(data, runs, tune_dirs, out)
+    if not (out / "predictions.csv").is_file():
+        return build_ensemble(data, runs, tune_dirs, out)
+    from .data import data_fingerprint
+    from .rundir import refuse_other_data
+
+    # the same member folders may have been remade on other data: an ensemble is reused only on its own
+    refuse_other_data(out, _fingerprint(out), data_fingerprint(data))
+    return out
+
+
+def _fingerprint(run) -> str | None:
+    """The data fingerprint a run recorded (data.json), or None."""
+    path = Path(run) / "data.json"
+    return json.loads(path.read_text()).get("fingerprint") if path.is_file() else None

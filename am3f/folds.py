@@ -118,3 +118,15 @@ def fold_groups(data: FlowDataset, cfg: TrainConfig, size: int | None = None,
     size = size or cfg.fold_group
     groups = [same[i:i + size] for same in by_shape.values() for i in range(0, len(same), size)]
     return sorted(groups)
+
+
+def development_half(datasets: Sequence[str], subjects: Sequence[str]) -> list[str]:
+    """The development half of aligned (source dataset, subject) arrays: within each dataset, every second
+    subject in sorted order. The one rule for data (:func:`am3f.development.dev_subjects`) and for results
+    read back (a run's predictions: :func:`am3f.stats.holdout_subjects`); the other half is the hold-out
+    half, whose subjects never informed a design or schedule decision."""
+    datasets, subjects = np.asarray(datasets).astype(str), np.asarray(subjects).astype(str)
+    out = []
+    for ds in sorted(set(datasets.tolist())):
+        out += sorted(set(subjects[datasets == ds].tolist()))[0::2]
+    return out

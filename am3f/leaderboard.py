@@ -38,8 +38,8 @@ import pandas as pd
 from .audit import best_epoch_predictions
 from .metrics import megc_scores
 from .rundir import RunResult, as_runs, load_epoch_scores
-from .stats import compare_runs, format_delta
-from .tables import format_score, published_peers, scores_long
+from .stats import HOLDOUT, compare_runs, format_delta, half_gap
+from .tables import few_subjects_note, format_score, holdout_cell, published_peers, run_holdout, scores_long
 from .writers import EMPTY, DisplayTable, display_table
 from .zoo import ARCHITECTURES, display_name
 
@@ -179,6 +179,8 @@ def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], referenc
         long = scores_long(run)
         comp = long[long.subset == "composite"].set_index("metric")
         oracle = oracle_scores(run)
+        holdout = run_holdout(run)
+        gap = half_gap(run.predictions, holdout) if holdout else None
         ids = sorted(set(run.predictions["sample_id"].astype(str)))
         row = {"variant": variant, "arch": arch,
                "method": "Ensemble of tuned models" if kind == "ensemble" else display_name(arch),
@@ -194,7 +196,12 @@ def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], referenc
                "samples": len(ids), "samples_digest": hashlib.sha1("\n".join(ids).encode()).hexdigest()[:12],
                "dataset_samples": run.config.get("dataset", {}).get("n_samples"),
                "complete": run.complete, "synthetic": run.synthetic,
-               "uf1_text": format_score(comp.loc["uf1"]), "uar_text": format_score(comp.loc["uar"])}
+               "n_subjects": int(comp.loc["uf1", "n_subjects"]),
+               "uf1_text": format_score(comp.loc["uf1"]), "uar_text": format_score(comp.loc["uar"]),
+               # the clean score (subjects outside the development half) and half A's optimism over it
+               "holdout_text": holdout_cell(long),
+               "half_gap": gap["delta"] if gap else np.nan,
+               "half_gap_text": f"{format_delta(gap['delta'], gap['ci95'])}" if gap else ""}
         row["published"], row["published_protocol"] = (EMPTY, EMPTY) if kind == "ensemble" else _published(arch)
         if ref is not None and variant != reference:
             cmp = compare_runs(run, ref)
@@ -218,10 +225,14 @@ def leaderboard_table(runs: Mapping[str, RunResult | str | os.PathLike], referen
     for r in rows.to_dict("records"):
         delta = (format_delta(r["delta_uf1"], (r["delta_uf1_lo"], r["delta_uf1_hi"]), digits) + f", p {r['p_uf1']:.3f}"
                  if not np.isnan(r.get("delta_uf1", np.nan)) else EMPTY)
+        if delta != EMPTY and few_subjects_note(r["n_subjects"]):
+            delta += f" ({few_subjects_note(r['n_subjects'])})"
         out.append({
             "Method": r["method"], "Schedule": r["schedule"], "Protocol": r["protocol"], "Recipe": r["recipe"],
             "Published UF1 / UAR": r["published"], "Published protocol": r["published_protocol"],
             "Honest UF1": r["uf1_text"], "Honest UAR": r["uar_text"],
+            **({"Hold-out UF1": r["holdout_text"] or EMPTY, "Half A − hold-out UF1": r["half_gap_text"] or EMPTY}
+               if rows["holdout_text"].astype(bool).any() else {}),
             "Oracle UF1 / UAR": (f"{r['oracle_uf1']:.4f} / {r['oracle_uar']:.4f}" if not np.isnan(r["oracle_uf1"])
                                  else EMPTY),
             f"Δ UF1 vs {reference_name}": delta,
@@ -297,7 +308,9 @@ def cross_database_table(runs: Mapping[str, RunResult | str | os.PathLike], refe
         row = {"Method": display_name(arch_of(variant)), "Schedule": schedule_of(variant),
                "UF1": format_score(long.loc[("composite", "uf1")], digits),
                "UAR": format_score(long.loc[("composite", "uar")], digits)}
-        for subset in sorted(s for s in long.index.get_level_values(0).unique() if s != "composite"):
+        if holdout_cell(long.reset_index()):
+            row["Hold-out UF1"] = holdout_cell(long.reset_index(), digits=digits)
+        for subset in sorted(s for s in long.index.get_level_values(0).unique() if s not in ("composite", HOLDOUT)):
             row[f"{DATASET_TITLES.get(subset, subset)} held out: UF1"] = format_score(long.loc[(subset, "uf1")],
                                                                                         digits)
         delta = EMPTY
@@ -307,4 +320,110 @@ def cross_database_table(runs: Mapping[str, RunResult | str | os.PathLike], refe
         row["Δ UF1 vs AM3F-FlowNet"] = delta
         row["Seeds"] = len(run.seeds) if run.complete else f"{len(run.seeds)} (PARTIAL)"
         out.append(row)
+    return pd.DataFrame(out)
+
+
+# ----------------------------------------------------------------------------- single-database protocol
+def single_database_rows(composite: Mapping[str, RunResult | str | os.PathLike],
+                         single: Mapping[tuple[str, str], RunResult | str | os.PathLike]) -> pd.DataFrame:
+    """The single-database protocol beside the composite one, in long form: per (database, variant), the
+    run trained on that database's subjects only (``single[(variant, database)]``, ``am3f loso --datasets``)
+    and the same variant's composite run (``composite[variant]``, trained on all three databases) scored on
+    that database's samples. Δ = single − composite, paired on the same subjects (95 % interval, p), for
+    every subject and for the database's hold-out half (its subjects outside the development half)."""
+    from .stats import compare_predictions, holdout_subjects, subset_intervals
+
+    comp_runs = dict(zip(composite.keys(), as_runs(composite)))
+    rows = []
+    for (variant, database), run in zip(single.keys(), as_runs(single)):
+        ref = comp_runs.get(variant)
+        holdout = holdout_subjects(run.predictions, run.complete) if not run.synthetic else ()
+        own = subset_intervals(run.predictions, holdout=holdout)
+        row = {"database": database, "variant": variant, "seeds": len(run.seeds), "complete": run.complete,
+               "n_subjects": own["composite"]["uf1"]["n_subjects"],
+               **{f"{m}_{k}": v for m in ("uf1", "uar") for k, v in
+                  (("single", own["composite"][m]["estimate"]), ("single_ci", own["composite"][m]["ci95"]))},
+               "holdout_uf1": own[HOLDOUT]["uf1"]["estimate"] if HOLDOUT in own else np.nan,
+               "holdout_uf1_ci": own[HOLDOUT]["uf1"]["ci95"] if HOLDOUT in own else (np.nan, np.nan)}
+        if ref is not None:
+            mine = set(run.predictions["sample_id"].astype(str))
+            same = ref.predictions[ref.predictions["sample_id"].astype(str).isin(mine)]
+            cmp = compare_predictions(run.predictions, same, names=(f"{variant} on {database}", f"{variant} composite"),
+                                      holdout=holdout)
+            row.update(uf1_composite=cmp["uf1_b"], uar_composite=cmp["uar_b"],
+                       uf1_composite_ci=subset_intervals(same)["composite"]["uf1"]["ci95"],
+                       delta_uf1=cmp["delta_uf1"], delta_uf1_ci=tuple(cmp["delta_uf1_ci95"]), p_uf1=cmp["p_uf1"],
+                       composite_seeds=len(ref.seeds))
+            if HOLDOUT in cmp["subsets"]:
+                h = cmp["subsets"][HOLDOUT]
+                row.update(delta_holdout_uf1=h["delta_uf1"], delta_holdout_uf1_ci=tuple(h["delta_uf1_ci95"]),
+                           p_holdout_uf1=h["p_uf1"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def single_database_table(composite: Mapping[str, RunResult | str | os.PathLike],
+                          single: Mapping[tuple[str, str], RunResult | str | os.PathLike],
+                          digits: int = 4) -> pd.DataFrame:
+    """Display table of :func:`single_database_rows`: one row per database and method, ordered by
+    database, then by single-database UF1."""
+    from .data import DATASET_TITLES
+    from .metrics import subset_key
+
+    rows = single_database_rows(composite, single)
+    rows = rows.assign(_db=[subset_key(d) for d in rows["database"]]).sort_values(["_db", "uf1_single"],
+                                                                                   ascending=[True, False])
+    out = []
+    for r in rows.to_dict("records"):
+        out.append({
+            "Database": DATASET_TITLES.get(r["database"], r["database"]),
+            "Method": display_name(arch_of(r["variant"])), "Subjects": r["n_subjects"],
+            "Single-database UF1": _score_cell(r["uf1_single"], r["uf1_single_ci"], digits),
+            "Single-database UAR": _score_cell(r["uar_single"], r["uar_single_ci"], digits),
+            "Hold-out UF1": _score_cell(r["holdout_uf1"], r["holdout_uf1_ci"], digits),
+            "Composite-trained UF1 (same samples)": _score_cell(r.get("uf1_composite", np.nan),
+                                                                r.get("uf1_composite_ci", (np.nan, np.nan)), digits),
+            "Δ UF1 single − composite": _delta_cell(r, "uf1", digits),
+            "Δ hold-out UF1": _delta_cell(r, "holdout_uf1", digits),
+            "Seeds": r["seeds"] if r["complete"] else f"{r['seeds']} (PARTIAL)",
+        })
+    return pd.DataFrame(out)
+
+
+def _score_cell(value: float, interval, digits: int) -> str:
+    from .metrics import format_interval
+
+    return f"{value:.{digits}f} {format_interval(interval)}" if not pd.isna(value) else EMPTY
+
+
+def _delta_cell(row: dict, metric: str, digits: int) -> str:
+    """'+0.0123 [-0.031, 0.052], p 0.612' of ``row['delta_<metric>']`` (its interval and p beside it)."""
+    if pd.isna(row.get(f"delta_{metric}", np.nan)):
+        return EMPTY
+    return format_delta(row[f"delta_{metric}"], row[f"delta_{metric}_ci"], digits) + f", p {row[f'p_{metric}']:.3f}"
+
+
+# ----------------------------------------------------------------------------- how optimistic is half A
+def half_optimism_table(runs: Mapping[str, RunResult | str | os.PathLike], digits: int = 4) -> pd.DataFrame:
+    """Per complete real-data run: the score on all subjects, on the hold-out half (the clean score: subjects
+    that never informed a design or schedule decision) and on the development half A (whose subjects chose
+    AM3F-FlowNet's design and the declared schedule), and A − hold-out with its 95 % interval over the same
+    subject-bootstrap replicates (:func:`am3f.stats.half_gap`)."""
+    from .stats import holdout_subjects
+
+    out = []
+    for variant, run in zip(runs.keys(), as_runs(runs)):
+        holdout = holdout_subjects(run.predictions, run.complete)
+        if run.synthetic or not holdout:
+            raise ValueError(f"{variant}: the halves need a complete real-data run")
+        long = scores_long(run)
+        gap = half_gap(run.predictions, holdout)
+        kind = run_kind(run)
+        everyone = long[(long.subset == "composite") & (long.metric == "uf1")].iloc[0]
+        out.append({"Method": display_name(run.config.get("model") or arch_of(variant)), "Schedule": KINDS[kind][0],
+                    "UF1, all subjects": format_score(everyone, digits),
+                    "Hold-out UF1": holdout_cell(long, digits=digits),
+                    "Half A UF1": f"{gap['a']:.{digits}f}",
+                    "Half A − hold-out UF1": format_delta(gap["delta"], gap["ci95"], digits) + f", p {gap['p']:.3f}",
+                    "Seeds": len(run.seeds)})
     return pd.DataFrame(out)

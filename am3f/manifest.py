@@ -129,17 +129,22 @@ def verify(root: str | os.PathLike, manifest: pd.DataFrame | str | os.PathLike |
            ) -> tuple[list[dict], int]:
     """(differences, number of identical samples) of the folder ``root`` against ``manifest`` (a table, a
     manifest CSV's path; default: the shipped one). A difference: {"sample_id", "kind", "detail"}, kind one
-    of "missing", "extra", "label differs", "dataset differs", "subject differs", "pixels differ", "file
-    differs"."""
+    of "missing", "extra", "duplicated" (a sample named twice by the labels CSV), "label differs", "dataset
+    differs", "subject differs", "pixels differ", "file differs"."""
     if manifest is None:
         manifest = shipped_manifest()[0]
     elif not isinstance(manifest, pd.DataFrame):
         manifest = read_manifest(manifest)
     contents = read_folder(root)
-    ref = manifest.set_index("sample_id")
-    mine = contents.rows.set_index("sample_id")
-    diffs = [{"sample_id": s, "kind": "missing", "detail": "in the manifest, not in the labels CSV"}
-             for s in ref.index.difference(mine.index)]
+    ref = manifest.drop_duplicates("sample_id").set_index("sample_id")
+    rows = contents.rows
+    repeated = rows["sample_id"][rows["sample_id"].duplicated()].unique()
+    diffs = [{"sample_id": s, "kind": "duplicated",
+              "detail": f"the labels CSV names it {int((rows['sample_id'] == s).sum())} times (the first is compared)"}
+             for s in repeated]
+    mine = rows.drop_duplicates("sample_id").set_index("sample_id")
+    diffs += [{"sample_id": s, "kind": "missing", "detail": "in the manifest, not in the labels CSV"}
+              for s in ref.index.difference(mine.index)]
     diffs += [{"sample_id": s, "kind": "extra", "detail": "in the labels CSV, not in the manifest"}
               for s in mine.index.difference(ref.index)]
     diffs += [{"sample_id": f, "kind": "extra", "detail": "a PNG in flows/ that no CSV row names"}
@@ -148,7 +153,7 @@ def verify(root: str | os.PathLike, manifest: pd.DataFrame | str | os.PathLike |
     for sid in sorted(mine.index.intersection(ref.index)):
         found = _compare_sample(sid, mine.loc[sid], ref.loc[sid])
         diffs += found
-        identical += not found
+        identical += not found and sid not in repeated
     return sorted(diffs, key=lambda d: (d["sample_id"], d["kind"])), identical
 
 

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from .errors import AM3FError
 from .recipe import TrainConfig
+from .utils import available_bytes  # noqa: F401 - memory's own question, asked here too
 
 GIB = 1024 ** 3
 GROUP_BUDGET_BYTES = 8 * GIB  # declared: what one group of stacked fold models may need (see above)
@@ -127,30 +126,6 @@ def group_size(model_cfg, train_cfg: TrainConfig, image_size: int = 28) -> int:
         return 1
     need = estimate(model_cfg, train_cfg, image_size).per_model
     return int(max(1, min(train_cfg.fold_group, (GROUP_BUDGET_BYTES - _GROUP_BYTES) // need)))
-
-
-def available_bytes(device: str = "cpu") -> int:
-    """Memory this process may still use: free GPU memory on CUDA; on the CPU the kernel's
-    MemAvailable, lowered to a cgroup's remaining limit where one is set."""
-    if str(device).startswith("cuda"):
-        import torch
-
-        return int(torch.cuda.mem_get_info(torch.device(device))[0])
-    free = []
-    try:
-        with open("/proc/meminfo") as f:
-            info = dict(line.split(":", 1) for line in f)
-        free.append(int(info["MemAvailable"].split()[0]) * 1024)
-    except (OSError, KeyError, ValueError):
-        free.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-        if limit != "max":
-            free.append(int(limit) - used)
-    except (OSError, ValueError):
-        pass
-    return min(free)
 
 
 @dataclass(frozen=True)

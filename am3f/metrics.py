@@ -66,7 +66,7 @@ def megc_scores(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int = l
     return scores_from_confusion(confusion_matrix(y_true, y_pred, n_classes))
 
 
-SUBSET_ORDER: tuple[str, ...] = ("composite", "casme2", "samm", "smic", "synthetic")
+SUBSET_ORDER: tuple[str, ...] = ("composite", "casme2", "samm", "smic", "synthetic", "hold-out")
 
 
 def subset_key(subset: str) -> tuple[int, str]:
@@ -81,27 +81,35 @@ def seed_mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
 
 
-def score_table(predictions: pd.DataFrame, n_classes: int = len(CLASS_NAMES)) -> pd.DataFrame:
-    """One row per (seed, subset): subset 'composite' pools everything, others pool one dataset."""
+def score_table(predictions: pd.DataFrame, n_classes: int = len(CLASS_NAMES),
+                holdout: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per (seed, subset): subset 'composite' pools everything, others pool one dataset, and
+    'hold-out' (given its ``holdout`` subjects, :func:`am3f.stats.holdout_subjects`) pools the subjects
+    outside the development half."""
     rows = []
+    holdout = {str(s) for s in holdout}
     # decided on the whole run: a partial seed that finished one dataset's folds only still scores it
     per_dataset = predictions["dataset"].nunique() > 1
     for seed, by_seed in predictions.groupby("seed", sort=True):
         subsets = [("composite", by_seed)] + [(d, g) for d, g in by_seed.groupby("dataset", sort=True)]
         if not per_dataset:
             subsets = subsets[:1]
+        if holdout:
+            subsets.append(("hold-out", by_seed[by_seed["subject"].astype(str).isin(holdout)]))
         for subset, g in subsets:
             rows.append({"seed": int(seed), "subset": subset,
                          **megc_scores(g["label"].to_numpy(), g["pred"].to_numpy(), n_classes)})
     return pd.DataFrame(rows)
 
 
-def summarize(predictions: pd.DataFrame, n_classes: int = len(CLASS_NAMES)) -> dict:
-    """Per-seed scores plus mean/std over seeds, per subset: the content of ``metrics.json``."""
-    table = score_table(predictions, n_classes)
+def summarize(predictions: pd.DataFrame, n_classes: int = len(CLASS_NAMES), holdout: Sequence[str] = ()) -> dict:
+    """Per-seed scores plus mean/std over seeds, per subset: the content of ``metrics.json``
+    (``holdout``: the hold-out half's subjects, scored as subset 'hold-out')."""
+    table = score_table(predictions, n_classes, holdout)
     out: dict = {"seeds": sorted(int(s) for s in table["seed"].unique()), "subsets": {}}
     for subset, g in table.groupby("subset", sort=False):
-        entry = {"title": DATASET_TITLES.get(subset, subset), "n": int(g["n"].iloc[0]), "per_seed": {}}
+        title = "Hold-out" if subset == "hold-out" else DATASET_TITLES.get(subset, subset)
+        entry = {"title": title, "n": int(g["n"].iloc[0]), "per_seed": {}}
         for metric in ("uf1", "uar", "accuracy", "macro_precision"):
             mean, std = seed_mean_std(g[metric])
             entry[metric] = {"mean": mean, "std": std}
@@ -140,6 +148,10 @@ def format_summary(summary: dict) -> str:
     head = f"{'subset':<12}{'n':>5}  " + "  ".join(f"{t:>{width}}" for t in ("UF1", "UAR", "accuracy"))
     lines += [head, "-" * len(head)]
     lines += [f"{title:<12}{n:>5}  " + "  ".join(f"{c:>{width}}" for c in cells) for title, n, cells in rows]
+    if "hold-out" in summary["subsets"]:
+        lines.append(f"Hold-out = the {summary['subsets']['hold-out'].get('n_subjects', '')} subjects outside the "
+                     "development half: they never informed a design or schedule decision (the clean score)")
+    lines += [f"warning: {e['title']}: {e['warning']}" for e in entries if e.get("warning")]
     if multi:
         lines.append("")
         lines.append("per seed (composite UF1 / UAR):")

@@ -53,17 +53,19 @@ class Context:
 
 
 def setup(data_root: str = "", figures_dir: str = "", runs_dir: str = "", shared_dir: str = "",
-          quiet: bool = False, synthetic_only: bool = False, **params) -> Context:
+          quiet: bool = False, synthetic_only: bool = False, datasets: str = "", **params) -> Context:
     """Load the dataset (the embedded synthetic set when ``data_root`` and ``$AM3F_DATA`` are empty,
     or always with ``synthetic_only``), resolve output folders (defaults under the git-ignored
-    ``out/``), print the SYNTHETIC banner; the first cell of every notebook."""
+    ``out/``), print the SYNTHETIC banner; the first cell of every notebook. ``datasets``: keep only
+    these source databases (e.g. ``"samm"``: the single-database protocol, :func:`am3f.data.select_datasets`)."""
     import matplotlib
 
-    from .data import load_dataset
+    from .data import load_dataset, select_datasets
 
     if "ipykernel" not in sys.modules:
         matplotlib.use("Agg")
     data = synthetic_data() if synthetic_only else load_dataset(data_root or None)
+    data = select_datasets(data, datasets)
     out = default_out_dir()
     ctx = Context(data=data, figures_dir=Path(figures_dir or out / "figures"), runs_dir=Path(runs_dir or out / "runs"),
                   shared_dir=reference_dir(shared_dir), synthetic=bool(data.synthetic), params=params)

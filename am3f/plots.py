@@ -264,7 +264,7 @@ def interval_vs_peers(runs, peers: pd.DataFrame | None = None, title: str = "", 
     import matplotlib.pyplot as plt
 
     from .stats import subset_intervals
-    from .tables import published_peers
+    from .tables import is_ours, published_peers, run_title
 
     runs = as_runs(runs)
     synthetic = any(r.synthetic for r in runs) if synthetic is None else synthetic
@@ -272,7 +272,9 @@ def interval_vs_peers(runs, peers: pd.DataFrame | None = None, title: str = "", 
     peers = peers[peers["composite_uf1"].notna()]
     ours = [(r.label, subset_intervals(r.predictions, metrics=("uf1",))["composite"]["uf1"]) for r in runs]
     below, above = ours[0][1]["estimate"] - ours[0][1]["ci95"][0], ours[0][1]["ci95"][1] - ours[0][1]["estimate"]
-    rows = [(f"{label} (ours)", iv["estimate"], iv["ci95"], True) for label, iv in ours]
+    # "(ours)" only for AM3F-FlowNet; a peer or a user's model trained here is named as itself
+    rows = [(f"{label} (ours)" if is_ours(r) else f"{run_title(r, label)}, in our harness", iv["estimate"],
+             iv["ci95"], True) for r, (label, iv) in zip(runs, ours)]
     rows += [(p["method"], p["composite_uf1"], (p["composite_uf1"] - below, p["composite_uf1"] + above), False)
              for p in peers.to_dict("records")]
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 2.0))

@@ -39,7 +39,7 @@ class TrainConfig:
     weight_decay: float = 1e-3
     epochs: int = 20
     batch_size: int = 64
-    warmup_epochs: float = 3.0  # linear warm-up, then cosine decay to zero (per step)
+    warmup_epochs: float = 3.0  # linear warm-up (capped by capped_warmup), then cosine decay to zero (per step)
     # loss (am3f.losses): logit adjustment strength, class-prior weight power, label smoothing
     tau: float = 1.0
     # "fold": the class frequencies of the whole training fold; "dataset": of the sample's own source
@@ -169,4 +169,18 @@ def resolve_variant(name: str, **train_overrides) -> tuple[object, TrainConfig]:
     unknown = sorted(set(overrides) - set(RECIPE_FIELDS))
     if unknown:
         raise AM3FError(f"unknown training recipe field(s): {', '.join(unknown)}")
-    return model_cfg, replace(DEFAULT_TRAIN, **{**variant_train, **overrides})
+    return model_cfg, capped_warmup(replace(DEFAULT_TRAIN, **{**variant_train, **overrides}))
+
+
+# a recipe's warm-up never takes more than this share of its epochs: a short run (a quick look, a grid's
+# `epochs=2`) would otherwise never leave its warm-up and never decay. 15 % of 20 epochs is exactly the
+# declared 3, so every 20- and 60-epoch recipe is unchanged, byte for byte.
+WARMUP_MAX_PERCENT = 15
+
+
+def capped_warmup(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its warm-up capped at :data:`WARMUP_MAX_PERCENT` % of its epochs, applied where a recipe
+    is made (:func:`resolve_variant`, a tuning's candidates), so a run's config.json records the warm-up it
+    trains with (and a short run made before the cap keeps its own recorded warm-up when it resumes)."""
+    cap = cfg.epochs * WARMUP_MAX_PERCENT / 100  # integer product first: 20 epochs give exactly 3.0
+    return replace(cfg, warmup_epochs=cap) if cfg.warmup_epochs > cap else cfg

@@ -155,13 +155,14 @@ def quiet_kernel_manager():
 def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick", out: str | os.PathLike | None = None,
               notebooks: Sequence[str] | None = None, kernel: str = "python3", show_progress: bool = True,
               shared_dir: str | os.PathLike = "", workers: int = 0, scheduler: str = "", model: str = "",
-              recipe: str | os.PathLike = "", seeds: Sequence[int] | None = None) -> Path:
+              recipe: str | os.PathLike = "", seeds: Sequence[int] | None = None, datasets: str = "") -> Path:
     """Execute the notebooks in order into ``out`` (default: ``reproduce-<profile>`` in
     :func:`default_out_dir`), see module doc; returns ``out``. ``shared_dir``: real reference
     material for notebooks 01 and 03 (see :func:`check_inputs`). ``model``: the notebooks' ``model``
     parameter (e.g. your own ``PATH.py:FACTORY``; a relative path is made absolute: notebooks run in OUT).
     ``recipe``: a recipes.json of ``am3f tune`` for the notebooks that declare ``recipe`` (02-08: their
-    run is then cross-fitted, :mod:`am3f.tune`). ``seeds``: every run's seeds instead of the profile's."""
+    run is then cross-fitted, :mod:`am3f.tune`). ``seeds``: every run's seeds instead of the profile's.
+    ``datasets``: the notebooks' ``datasets`` parameter (02-08: LOSO inside those databases only)."""
     import papermill as pm
 
     from .utils import progress
@@ -177,7 +178,7 @@ def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick"
     (out / "figures").mkdir(parents=True, exist_ok=True)
     data_root = str(Path(data_root).resolve()) if data_root else ""
     shared_dir = str(Path(shared_dir).resolve()) if shared_dir else ""
-    timings = {}
+    timings = _earlier_timings(out, profile, data_root)
     bar = progress(names, desc=f"reproduce ({profile})", unit="notebook", disable=not show_progress)
     for name in bar:
         bar.set_postfix_str(name)
@@ -189,6 +190,8 @@ def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick"
             params["model"] = _absolute_model(model)
         if recipe and "recipe" in declared:
             params["recipe"] = str(Path(recipe).resolve())
+        if datasets and "datasets" in declared:
+            params["datasets"] = datasets
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(out / f"{name}.ipynb"), parameters=params, kernel_name=kernel,
@@ -198,10 +201,22 @@ def reproduce(data_root: str | os.PathLike | None = None, profile: str = "quick"
             raise AM3FError(f"notebook {name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
                             f"(executed copy with the traceback: {out / (name + '.ipynb')})") from None
         timings[name] = round(time.perf_counter() - t0, 1)
-    (out / "reproduce.json").write_text(json.dumps({"profile": profile, "data_root": data_root or "(synthetic)",
-                                                    "shared_dir": shared_dir or None, "notebooks_s": timings},
-                                                   indent=2))
+        # after every notebook, so that a later failure keeps the timings of those that ran
+        (out / "reproduce.json").write_text(json.dumps({"profile": profile, "data_root": data_root or "(synthetic)",
+                                                        "shared_dir": shared_dir or None, "notebooks_s": timings},
+                                                       indent=2))
     return out
+
+
+def _earlier_timings(out: Path, profile: str, data_root: str) -> dict[str, float]:
+    """The notebook timings an earlier `am3f reproduce` into ``out`` recorded with the same profile and
+    data (a call with --notebooks adds to them instead of overwriting them); otherwise none."""
+    try:
+        earlier = json.loads((out / "reproduce.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    same = earlier.get("profile") == profile and earlier.get("data_root") == (data_root or "(synthetic)")
+    return dict(earlier.get("notebooks_s", {})) if same else {}
 
 
 def summary_lines(out: str | os.PathLike) -> list[str]:

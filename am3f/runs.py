@@ -70,7 +70,21 @@ def run_config(data, model: str = "", variant: str = "", recipe: str | os.PathLi
             raise AM3FError("--recipe: cross-fitted recipes need the subject split (a held-out dataset has "
                             "subjects of both tuned halves)")
         config["tuned_recipe"] = {"file": Path(recipe).name, **cross_fitted(tuned, data, train_cfg)}
+        # no fold trains the base recipe: where it stood, each half's recipe; the base under its own name
+        config["base_train_config"] = config.pop("train_config")
+        tuned_on = config["tuned_recipe"]["tuned_on"]
+        config["train_config"] = {f"tuned_on_{h}": t["train_config"] for h, t in tuned_on.items()}
     return json.loads(json.dumps(config))
+
+
+def legacy_form(config: dict) -> dict:
+    """A cross-fitted run's config.json as runs made before ``base_train_config`` wrote it (the base
+    recipe under ``train_config``): the form its hash, and so its folder name, is computed from."""
+    if "base_train_config" not in config:
+        return config
+    legacy = {k: v for k, v in config.items() if k != "base_train_config"}
+    legacy["train_config"] = config["base_train_config"]
+    return legacy
 
 
 def _tuned_recipe(path, model: str, variant: str, train_overrides: dict) -> dict:
@@ -81,12 +95,24 @@ def _tuned_recipe(path, model: str, variant: str, train_overrides: dict) -> dict
     if model and model != tuned.get("model") or variant and variant != tuned.get("variant"):
         raise AM3FError(f"--recipe {path}: tuned for variant {tuned.get('variant')!r} of {tuned.get('model')!r}, "
                         f"not {variant or model!r}")
+    _refuse_other_code(path, tuned, variant or model or str(tuned.get("variant")))
     tuned_keys = {k for h in tuned["halves"].values() for k in h["chosen"]}
     clash = sorted(k for k, v in train_overrides.items() if v is not None and k in tuned_keys)
     if clash:
         raise AM3FError(f"--recipe {path} tunes {', '.join(clash)}: do not set {'it' if len(clash) == 1 else 'them'} "
                         f"on the command line too")
     return tuned
+
+
+def _refuse_other_code(path, tuned: dict, name: str) -> None:
+    """A tuning of a user's model is used only with the code it was tuned with (recipes.json's SHA-256)."""
+    from .usermodel import entry_points, is_reference, model_source
+
+    recorded = tuned.get("model_code_sha256")
+    ref = entry_points().get(name, name)
+    if recorded and is_reference(ref) and model_source(ref).get("sha256") != recorded:
+        raise AM3FError(f"--recipe {path}: tuned with other code of {name} (SHA-256 {str(recorded)[:12]}...); "
+                        f"tune the model as it is now")
 
 
 def run_name(variant: str) -> str:
@@ -98,7 +124,7 @@ def run_name(variant: str) -> str:
 
 def config_hash(config: dict) -> str:
     # the dataset root differs between machines/caches for the same data; the content counts
-    stable = dict(config)
+    stable = dict(legacy_form(config))
     for section, keys in EXECUTION_KEYS.items():
         if isinstance(stable.get(section), dict):
             stable[section] = {k: v for k, v in stable[section].items() if k not in keys}
@@ -132,7 +158,8 @@ def recipe_of(config: dict) -> tuple[object, TrainConfig]:
 
     if "model_config" not in config or "train_config" not in config:
         raise AM3FError("run has no model/train configuration to train from (made by evaluate-weights?)")
-    return model_config_from_dict(config["model_config"]), TrainConfig.from_dict(config["train_config"])
+    base = config.get("base_train_config", config["train_config"])  # a cross-fitted run: its base recipe
+    return model_config_from_dict(config["model_config"]), TrainConfig.from_dict(base)
 
 
 # ----------------------------------------------------------------------------- starting a run
@@ -145,6 +172,10 @@ def start_run(data, config: dict, out: str | os.PathLike, *, seeds: Sequence[int
     from .loso import run_loso
 
     _refuse_changed_model(Path(out), config)
+    existing = Path(out) / "config.json"
+    if existing.is_file() and "base_train_config" in config:  # a cross-fitted run started by an older am3f
+        old = json.loads(existing.read_text())
+        config = old if old == legacy_form(config) else config
     runner = runner_of(config, device=device, record_epochs=record_epochs, threads=threads)
     if not scheduler:  # a Dask cluster's memory is its own: there the group cap alone applies
         workers = memory_workers(runner, data, workers, device, show=show_progress)
@@ -168,9 +199,22 @@ def memory_workers(runner, data, workers: int, device="cpu", show: bool = True) 
     return fit
 
 
+def _refuse_other_data(path: Path, data) -> None:
+    """A finished run is used only for the data it was made on (its data.json fingerprint)."""
+    from .data import data_fingerprint
+    from .rundir import read_json, refuse_other_data
+
+    if (path / "data.json").is_file():
+        recorded = read_json(path / "data.json", "the fingerprint of the run's data").get("fingerprint")
+        refuse_other_data(path, recorded, data_fingerprint(data))
+
+
 def _refuse_changed_model(out: Path, config: dict) -> None:
-    """A run of a user's model resumes only with the code it started with (its recorded source)."""
-    old = json.loads((out / "config.json").read_text()) if (out / "config.json").is_file() else None
+    """A run of a user's model resumes only with the code it started with (its recorded source: a
+    file's or a module's SHA-256). The data is checked by :func:`am3f.rundir.record_data`."""
+    from .rundir import read_json
+
+    old = read_json(out / "config.json", "the run's configuration") if (out / "config.json").is_file() else None
     was = (old or {}).get("model_config", {}).get("source")
     now = config.get("model_config", {}).get("source")
     if was and now and was != now:
@@ -225,6 +269,7 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
             old = json.loads((path / "config.json").read_text())
             if config_hash(config) != config_hash(old):
                 # made elsewhere (am3f loso, evaluate-weights, other parameters): use it as it is
+                _refuse_other_data(path, data)  # another configuration, perhaps; never other data
                 if show_progress:
                     print(f"using the existing run {path} as it is (its configuration differs from these "
                           f"notebook parameters: variant {old.get('variant', old.get('model'))!r})")
@@ -263,6 +308,7 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
 
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text())
+    _refuse_other_data(run_dir, data)  # the run's models are those of its own data only
     data = with_split(data, config.get("dataset", {}).get("split", "subject"))  # folded as the run was
     fold = fold_of(data, subject)
     runner = runner_of(config)

@@ -42,6 +42,9 @@ from .errors import AM3FError
 from .metrics import format_interval, scores_from_confusions, subset_key
 from .rundir import RunResult, as_runs
 
+HOLDOUT = "hold-out"  # the subset of the subjects outside the development half (am3f.folds.development_half)
+HOLDOUT_TITLE = "Hold-out"
+MIN_SUBJECTS = 10  # fewer resampled subjects than this: intervals and p-values are flagged as unreliable
 BOOTSTRAP_REPLICATES = 2000
 BOOTSTRAP_SEED = 20190442  # fixed: the same run always gets the same interval
 LEVEL = 0.95
@@ -55,18 +58,44 @@ class SubjectConfusions:
     keys: pd.DataFrame  # one row per subject: dataset, subject (sorted: dataset order, then subject)
     counts: np.ndarray  # (n_seeds, n_subjects, C, C), int64
     seeds: tuple[int, ...]
+    holdout: tuple[str, ...] = ()  # subjects of the hold-out half (subset HOLDOUT); empty: no such subset
 
     @property
     def datasets(self) -> np.ndarray:
         return self.keys["dataset"].to_numpy()
 
     def subsets(self) -> list[str]:
-        """'composite', then each dataset when there are several (as :func:`am3f.metrics.score_table`)."""
+        """'composite', then each dataset when there are several (as :func:`am3f.metrics.score_table`),
+        then the hold-out half when it is known."""
         datasets = sorted(set(self.datasets), key=subset_key)
-        return ["composite"] + (datasets if len(datasets) > 1 else [])
+        return ["composite"] + (datasets if len(datasets) > 1 else []) + ([HOLDOUT] if self.holdout else [])
 
     def mask(self, subset: str) -> np.ndarray:
+        if subset == HOLDOUT:
+            return self.keys["subject"].isin(self.holdout).to_numpy()
         return np.ones(len(self.keys), bool) if subset == "composite" else self.datasets == subset
+
+
+def holdout_subjects(predictions: pd.DataFrame, complete: bool = True) -> tuple[str, ...]:
+    """The subjects of a run's predictions outside the development half (:func:`am3f.folds.development_half`):
+    the half that never informed a decision, whose score is the clean one. Known only for a complete run
+    (the halves are dealt over all of a dataset's subjects); ``()`` otherwise."""
+    from .folds import development_half
+
+    if not complete or predictions.empty:
+        return ()
+    pairs = predictions[["dataset", "subject"]].astype(str).drop_duplicates()
+    dev = set(development_half(pairs["dataset"], pairs["subject"]))
+    return tuple(sorted(set(pairs["subject"]) - dev))
+
+
+def small_sample_note(n_subjects: int) -> str:
+    """A warning for intervals and p-values resampled from fewer than :data:`MIN_SUBJECTS` subjects
+    ('' otherwise): with so few subjects the bootstrap cannot see how much another draw would move."""
+    if n_subjects >= MIN_SUBJECTS:
+        return ""
+    return (f"only {n_subjects} subject(s): the 95 % interval and p are not reliable with fewer than "
+            f"{MIN_SUBJECTS} subjects")
 
 
 def subject_keys(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -77,8 +106,9 @@ def subject_keys(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def subject_confusions(predictions: pd.DataFrame, keys: pd.DataFrame | None = None,
-                       n_classes: int = len(CLASS_NAMES)) -> SubjectConfusions:
-    """Confusion counts per (seed, subject); ``keys`` fixes the subject order (e.g. another run's)."""
+                       n_classes: int = len(CLASS_NAMES), holdout: tuple[str, ...] = ()) -> SubjectConfusions:
+    """Confusion counts per (seed, subject); ``keys`` fixes the subject order (e.g. another run's);
+    ``holdout``: the hold-out half's subjects (:func:`holdout_subjects`), scored as subset :data:`HOLDOUT`."""
     keys = subject_keys(predictions) if keys is None else keys
     index = pd.MultiIndex.from_frame(keys)
     where = index.get_indexer(pd.MultiIndex.from_frame(predictions[["dataset", "subject"]].astype(str)))
@@ -88,7 +118,8 @@ def subject_confusions(predictions: pd.DataFrame, keys: pd.DataFrame | None = No
     seed_idx = np.searchsorted(seeds, predictions["seed"].to_numpy())
     counts = np.zeros((len(seeds), len(keys), n_classes, n_classes), dtype=np.int64)
     np.add.at(counts, (seed_idx, where, predictions["label"].to_numpy(int), predictions["pred"].to_numpy(int)), 1)
-    return SubjectConfusions(keys=keys.reset_index(drop=True), counts=counts, seeds=seeds)
+    return SubjectConfusions(keys=keys.reset_index(drop=True), counts=counts, seeds=seeds,
+                             holdout=tuple(str(s) for s in holdout))
 
 
 def bootstrap_weights(datasets: np.ndarray, replicates: int = BOOTSTRAP_REPLICATES,
@@ -110,7 +141,12 @@ def replicate_scores(sc: SubjectConfusions, weights: np.ndarray, subset: str = "
                      metrics: tuple[str, ...] = METRICS) -> dict[str, np.ndarray]:
     """{metric: (n_replicates,)} the run's statistic (mean over seeds of the pooled score) per replicate;
     a weights row of ones gives the reported score."""
-    mask = sc.mask(subset)
+    return masked_scores(sc, weights, sc.mask(subset), metrics)
+
+
+def masked_scores(sc: SubjectConfusions, weights: np.ndarray, mask: np.ndarray,
+                  metrics: tuple[str, ...] = METRICS) -> dict[str, np.ndarray]:
+    """:func:`replicate_scores` of the subjects selected by a boolean ``mask``."""
     # pooled[b, k] = sum_i weights[b, i] * counts[k, i]: all replicates' pooled confusion matrices at once
     pooled = np.tensordot(weights[:, mask].astype(float), sc.counts[:, mask].astype(float), axes=([1], [1]))
     scores = scores_from_confusions(pooled)  # each (n_replicates, n_seeds)
@@ -142,9 +178,10 @@ def bootstrap_info(replicates: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP
 
 # ----------------------------------------------------------------------------- one run
 def subset_intervals(predictions: pd.DataFrame, replicates: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED,
-                     metrics: tuple[str, ...] = METRICS) -> dict[str, dict[str, dict]]:
-    """{subset: {metric: {"estimate": mean over seeds, "ci95": (lo, hi)}}}, composite and per dataset."""
-    sc = subject_confusions(predictions)
+                     metrics: tuple[str, ...] = METRICS, holdout: tuple[str, ...] = ()) -> dict[str, dict[str, dict]]:
+    """{subset: {metric: {"estimate": mean over seeds, "ci95": (lo, hi)}}}, composite, per dataset and,
+    given ``holdout`` subjects, the hold-out half (the same replicates restricted to its subjects)."""
+    sc = subject_confusions(predictions, holdout=holdout)
     weights = bootstrap_weights(sc.datasets, replicates, seed)
     ones = np.ones((1, len(sc.keys)), dtype=np.int64)
     out = {}
@@ -156,17 +193,36 @@ def subset_intervals(predictions: pd.DataFrame, replicates: int = BOOTSTRAP_REPL
 
 
 def add_intervals(summary: dict, predictions: pd.DataFrame, replicates: int = BOOTSTRAP_REPLICATES,
-                  seed: int = BOOTSTRAP_SEED) -> dict:
+                  seed: int = BOOTSTRAP_SEED, holdout: tuple[str, ...] = ()) -> dict:
     """Put ``ci95 = [lo, hi]`` next to ``mean`` and ``std`` of UF1 / UAR / accuracy in a
-    :func:`am3f.metrics.summarize` result (in place; also returned)."""
-    intervals = subset_intervals(predictions, replicates, seed)
+    :func:`am3f.metrics.summarize` result (in place; also returned); a subset of fewer than
+    :data:`MIN_SUBJECTS` subjects gets a ``warning``."""
+    intervals = subset_intervals(predictions, replicates, seed, holdout=holdout)
     for subset, entry in summary["subsets"].items():
         for m, iv in intervals.get(subset, {}).items():
             entry[m]["ci95"] = [round(v, 6) for v in iv["ci95"]]
         if subset in intervals:
             entry["n_subjects"] = intervals[subset]["uf1"]["n_subjects"]
+            if small_sample_note(entry["n_subjects"]):
+                entry["warning"] = small_sample_note(entry["n_subjects"])
     summary["bootstrap"] = bootstrap_info(replicates, seed)
     return summary
+
+
+def half_gap(predictions: pd.DataFrame, holdout: tuple[str, ...], metric: str = "uf1",
+             replicates: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """The optimism of the development half: score on the development half (A, whose subjects chose the
+    design and the declared schedule) minus score on the hold-out half (B), with the 95 % interval of that
+    difference over the same subject-bootstrap replicates (the halves hold different subjects, so it is
+    not a paired Δ). ``{"a", "b", "delta", "ci95", "p"}``."""
+    sc = subject_confusions(predictions, holdout=holdout)
+    hold = sc.mask(HOLDOUT)
+    weights = bootstrap_weights(sc.datasets, replicates, seed)
+    ones = np.ones((1, len(sc.keys)), dtype=np.int64)
+    a, b = masked_scores(sc, ones, ~hold, (metric,))[metric][0], masked_scores(sc, ones, hold, (metric,))[metric][0]
+    deltas = masked_scores(sc, weights, ~hold, (metric,))[metric] - masked_scores(sc, weights, hold, (metric,))[metric]
+    return {"a": float(a), "b": float(b), "delta": float(a - b), "ci95": percentile_interval(deltas),
+            "p": bootstrap_p(deltas)}
 
 
 # ----------------------------------------------------------------------------- two runs
@@ -192,20 +248,23 @@ def check_same_samples(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] 
 
 def compare_predictions(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str] = ("A", "B"),
                         replicates: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED,
-                        metrics: tuple[str, ...] = METRICS) -> dict:
+                        metrics: tuple[str, ...] = METRICS, holdout: tuple[str, ...] = ()) -> dict:
     """Paired comparison A − B (module docstring): composite keys at the top level
     (``delta_uf1``, ``delta_uf1_ci95``, ``p_uf1``, ``uf1_a``, ``uf1_b``, ... , ``n_subjects``) and the
-    same keys per subset under ``subsets``."""
+    same keys per subset under ``subsets`` (the hold-out half too, given its ``holdout`` subjects); a
+    subset of fewer than :data:`MIN_SUBJECTS` subjects gets a ``warning``."""
     check_same_samples(a, b, names)
     keys = subject_keys(a)
-    sa, sb = subject_confusions(a, keys), subject_confusions(b, keys)
+    sa, sb = subject_confusions(a, keys, holdout=holdout), subject_confusions(b, keys, holdout=holdout)
     weights = bootstrap_weights(sa.datasets, replicates, seed)
     ones = np.ones((1, len(keys)), dtype=np.int64)
     subsets = {}
     for subset in sa.subsets():
         boot_a, boot_b = replicate_scores(sa, weights, subset, metrics), replicate_scores(sb, weights, subset, metrics)
         pt_a, pt_b = replicate_scores(sa, ones, subset, metrics), replicate_scores(sb, ones, subset, metrics)
-        entry: dict = {"title": DATASET_TITLES.get(subset, subset), "n_subjects": int(sa.mask(subset).sum())}
+        entry: dict = {"title": _title(subset), "n_subjects": int(sa.mask(subset).sum())}
+        if small_sample_note(entry["n_subjects"]):
+            entry["warning"] = small_sample_note(entry["n_subjects"])
         for m in metrics:
             deltas = boot_a[m] - boot_b[m]
             entry.update({f"{m}_a": float(pt_a[m][0]), f"{m}_b": float(pt_b[m][0]),
@@ -219,13 +278,19 @@ def compare_predictions(a: pd.DataFrame, b: pd.DataFrame, names: tuple[str, str]
 
 
 def compare_runs(run_a: RunResult | str | os.PathLike, run_b: RunResult | str | os.PathLike, **kwargs) -> dict:
-    """:func:`compare_predictions` of two run directories, with their paths and labels."""
+    """:func:`compare_predictions` of two run directories, with their paths and labels; the hold-out
+    half is compared too when both runs are complete."""
     ra, rb = as_runs(run_a)[0], as_runs(run_b)[0]
     names = (str(ra.path), str(rb.path))
     out = {"run_a": names[0], "run_b": names[1], "label_a": ra.label, "label_b": rb.label,
            "synthetic": ra.synthetic or rb.synthetic, "complete": ra.complete and rb.complete}
+    kwargs.setdefault("holdout", holdout_subjects(ra.predictions, out["complete"]))
     out.update(compare_predictions(ra.predictions, rb.predictions, names=names, **kwargs))
     return out
+
+
+def _title(subset: str) -> str:
+    return HOLDOUT_TITLE if subset == HOLDOUT else DATASET_TITLES.get(subset, subset)
 
 
 def verdict(interval: tuple[float, float], better: str = "better", worse: str = "worse") -> str:
@@ -258,6 +323,10 @@ def format_comparison(result: dict) -> str:
     comp = result["subsets"]["composite"]
     lines.append(f"composite UF1: {verdict(comp['delta_uf1_ci95'], 'A better', 'A worse')}"
                  f"; UAR: {verdict(comp['delta_uar_ci95'], 'A better', 'A worse')} (95 % interval of Δ vs 0)")
+    if HOLDOUT in result["subsets"]:
+        lines.append(f"{HOLDOUT_TITLE}: the {result['subsets'][HOLDOUT]['n_subjects']} subjects outside the "
+                     "development half, which never informed a design or schedule decision: the clean comparison")
+    lines += [f"warning: {e['title']}: {e['warning']}" for e in result["subsets"].values() if e.get("warning")]
     return "\n".join(lines)
 
 

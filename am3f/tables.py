@@ -16,7 +16,7 @@ import pandas as pd
 from .data import DATASET_TITLES
 from .metrics import format_interval, score_table, seed_mean_std, subset_key
 from .rundir import RunResult, as_runs, load_run
-from .stats import format_delta, paired_deltas, subset_intervals
+from .stats import HOLDOUT, HOLDOUT_TITLE, MIN_SUBJECTS, format_delta, holdout_subjects, paired_deltas, subset_intervals
 from .writers import EMPTY, SYNTHETIC_TAG
 
 METRICS: tuple[str, ...] = ("uf1", "uar", "accuracy")
@@ -34,20 +34,28 @@ def format_mean_std(mean: float, std: float | None = None, n_seeds: int = 1, dig
     return f"{mean:.{digits}f}"
 
 
+def run_holdout(run: RunResult) -> tuple[str, ...]:
+    """The hold-out half's subjects of a complete run on REAL data (:func:`am3f.stats.holdout_subjects`);
+    ``()`` for the synthetic set (no decision was ever made on its halves) and for partial runs."""
+    return () if run.synthetic else holdout_subjects(run.predictions, run.complete)
+
+
 def scores_long(runs, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
     """Long table: one row per (method, subset, metric) with mean, std (ddof=1) over seeds, n_seeds and
-    the 95 % subject-bootstrap interval ci_lo, ci_hi (:mod:`am3f.stats`)."""
+    the 95 % subject-bootstrap interval ci_lo, ci_hi (:mod:`am3f.stats`); for a complete real-data run
+    the subset 'hold-out' too (:func:`run_holdout`)."""
     rows = []
     for run in as_runs(runs):
-        table = score_table(run.predictions)
-        intervals = subset_intervals(run.predictions, metrics=tuple(metrics))
+        holdout = run_holdout(run)
+        table = score_table(run.predictions, holdout=holdout)
+        intervals = subset_intervals(run.predictions, metrics=tuple(metrics), holdout=holdout)
         for subset, g in table.groupby("subset", sort=False):
             for m in metrics:
                 mean, std = seed_mean_std(g[m])
                 lo, hi = intervals[subset][m]["ci95"]
                 rows.append({"method": run.label, "subset": subset, "metric": m, "mean": mean, "std": std,
                              "ci_lo": lo, "ci_hi": hi, "n_seeds": len(g), "n": int(g["n"].iloc[0]),
-                             "synthetic": run.synthetic})
+                             "n_subjects": intervals[subset][m]["n_subjects"], "synthetic": run.synthetic})
     return pd.DataFrame(rows)
 
 
@@ -64,19 +72,47 @@ def results_table(runs, metrics: Sequence[str] = METRICS, digits: int = 4, inter
 
     ``runs``: a run directory, a :class:`RunResult`, a list of them, or a {label: run} mapping.
     """
+    runs = as_runs(runs)  # read once
     long = scores_long(runs, metrics)
     subsets = sorted(long["subset"].unique(), key=subset_key)
+    # single-database runs (am3f loso --datasets): their pooled subset is those databases, not the composite set
+    selections = {tuple(r.config.get("dataset", {}).get("datasets") or ()) for r in runs}
+    pooled = " + ".join(DATASET_TITLES.get(d, d) for d in next(iter(selections))) if len(selections) == 1 else ""
     out = []
     for method, g in long.groupby("method", sort=False):
         row = {"Method": method}
         for subset in subsets:
             for m in metrics:
                 hit = g[(g.subset == subset) & (g.metric == m)]
-                title = f"{DATASET_TITLES.get(subset, subset.title())} {METRIC_TITLES[m]}"
+                title = f"{pooled if subset == 'composite' and pooled else subset_title(subset)} {METRIC_TITLES[m]}"
                 row[title] = format_score(hit.iloc[0], digits, intervals) if len(hit) else EMPTY
         row["Seeds"] = int(g["n_seeds"].max())
+        note = few_subjects_note(int(g[g.subset == "composite"]["n_subjects"].max()))
+        if note:
+            row["Note"] = note
         out.append(row)
     return pd.DataFrame(out)
+
+
+def few_subjects_note(n_subjects: int) -> str:
+    """'' or a short cell saying the intervals rest on too few subjects (:data:`am3f.stats.MIN_SUBJECTS`)."""
+    if n_subjects >= MIN_SUBJECTS:
+        return ""
+    return f"{n_subjects} subject{'' if n_subjects == 1 else 's'}: intervals not reliable"
+
+
+def subset_title(subset: str) -> str:
+    """'CASME II', 'Hold-out', ...: a subset's name in table headers."""
+    return HOLDOUT_TITLE if subset == HOLDOUT else DATASET_TITLES.get(subset, subset.title())
+
+
+def holdout_cell(long: pd.DataFrame, method: str | None = None, digits: int = 4) -> str:
+    """'0.7012 [0.61, 0.79]': the hold-out half's UF1 of one method in a :func:`scores_long` frame, or ''
+    when there is none (synthetic or partial)."""
+    hit = long[(long.subset == HOLDOUT) & (long.metric == "uf1")]
+    if method is not None:
+        hit = hit[hit.method == method]
+    return format_score(hit.iloc[0], digits) if len(hit) else ""
 
 
 # ----------------------------------------------------------------------------- peers
@@ -107,6 +143,33 @@ def peers_frame(peers: pd.DataFrame | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def is_ours(run: RunResult) -> bool:
+    """Whether a run is of AM3F-FlowNet: any model but a peer of the registry or a user's own (runs that
+    name no model, or a toy one, read as before)."""
+    from .zoo import ARCHITECTURES, is_user_model
+
+    model = run.config.get("model", "am3f")
+    return not (is_user_model(model) or (model in ARCHITECTURES and model != "am3f"))
+
+
+def run_title(run: RunResult, label: str | None = None) -> str:
+    """What a run is, for captions: 'AM3F-FlowNet (full)', 'STSTNet (ststnet)', a user's model by its own
+    name ('my_net.py:build'); never AM3F-FlowNet for another model."""
+    from .zoo import display_name
+
+    label = run.label if label is None else label
+    name = "AM3F-FlowNet" if is_ours(run) else display_name(run.config["model"])
+    return name if label == name else f"{name} ({label})"
+
+
+def method_name(run: RunResult, label: str) -> str:
+    """A run's row name beside the published peers: 'AM3F-FlowNet, ours (full)'; any other model (a peer,
+    a user's own) by its own name."""
+    if is_ours(run):
+        return f"AM3F-FlowNet, ours ({label})"
+    return f"{run_title(run, label)}, in our harness"
+
+
 def peers_table(ours=None, ststnet_run: str | os.PathLike | None = None,
                 our_protocol: str = LOSO_FIXED) -> pd.DataFrame:
     """Our run(s) (UF1 / UAR mean ± std over seeds) above the published peers, same columns.
@@ -127,7 +190,7 @@ def peers_table(ours=None, ststnet_run: str | os.PathLike | None = None,
     frames = []
     if ours is not None:
         mine = results_table(ours, metrics=("uf1", "uar"))
-        mine["Method"] = [f"AM3F-FlowNet, ours ({m})" for m in mine["Method"]]
+        mine["Method"] = [method_name(r, m) for r, m in zip(as_runs(ours), mine["Method"])]
         mine.insert(1, "Protocol", our_protocol)
         mine["Source"] = ["this repository" + (f" [{SYNTHETIC_TAG} DATA: not comparable]" if r.synthetic else "")
                           for r in as_runs(ours)]
@@ -175,6 +238,8 @@ def ablation_table(runs: Mapping[str, RunResult | str | os.PathLike], reference:
             row[f"p ({METRIC_TITLES[m]})"] = f"{d['p']:.3f}" if known else EMPTY
         d = None if deltas is None or (method, "uf1") not in deltas.index else deltas.loc[(method, "uf1")]
         row["Verdict (Δ UF1)"] = "reference" if method == reference else d["verdict"] if d is not None else EMPTY
+        if holdout_cell(long):  # real data: the clean half beside every row
+            row[f"{HOLDOUT_TITLE} UF1"] = holdout_cell(long, method, digits) or EMPTY
         row["Seeds"] = int(g["n_seeds"].max())
         rows.append(row)
     return pd.DataFrame(rows)

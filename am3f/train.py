@@ -14,7 +14,8 @@ learning-rate schedule are :mod:`am3f.optim`'s; augmentation is :mod:`am3f.augme
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
@@ -145,6 +146,20 @@ def common_steps(train_sets: Sequence[np.ndarray], cfg: TrainConfig) -> tuple[in
 
 
 # ----------------------------------------------------------------------------- fitting
+_EPOCH_LISTENERS: list[Callable[[int, int], None]] = []
+
+
+@contextmanager
+def reporting_epochs(listener: Callable[[int, int], None]):
+    """Inside the block, every fit calls ``listener(epoch, epochs)`` after each epoch: how progress
+    reports (:class:`am3f.loso.GroupProgress`) learn where a training is, without changing it."""
+    _EPOCH_LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _EPOCH_LISTENERS.remove(listener)
+
+
 def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg, train_cfg: TrainConfig, *,
               seed: int = 0, device: torch.device | str = "cpu", eval_sets: Sequence[np.ndarray] | None = None,
               init_state: dict | None = None, soft_targets: np.ndarray | None = None, threads: int = 1,
@@ -184,8 +199,9 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg, tr
     ema = WeightAverage(net.params, train_cfg.ema) if train_cfg.ema > 0 else None
     eval_x = _padded(x_all, eval_sets) if eval_sets is not None else None
     epoch_scores, step = [], 0
-    for _ in progress(range(train_cfg.epochs), desc="epochs", unit="ep", leave=False, disable=not show_progress):
+    for epoch in progress(range(train_cfg.epochs), desc="epochs", unit="ep", leave=False, disable=not show_progress):
         orders = [i[torch.randperm(len(i), generator=g)] for i, g in zip(idx, gens)]
+        epoch_loss = torch.zeros(len(idx), device=device)  # per model: checked once per epoch (one sync)
         for b in range(steps_per_epoch):
             schedule.apply(opt, step)
             rows = torch.stack([o[b * bs:(b + 1) * bs] for o in orders])  # (n_models, bs)
@@ -195,20 +211,40 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg, tr
             row_priors = torch.gather(priors, 1, per_row)  # without distillation it only fills the slot
             row_soft = row_priors if soft is None else torch.gather(soft, 1, per_row)
             # summed over models: each model's gradient is the gradient of its own mean loss
-            loss = loss_of(net(xb), yb, row_priors, row_soft).sum()
+            per_model = loss_of(net(xb), yb, row_priors, row_soft)
+            loss = per_model.sum()
+            epoch_loss += per_model.detach()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
             if ema is not None:
                 ema.update(net.params)
+        refuse_non_finite(epoch_loss, data, train_sets, model_cfg.arch, seed, epoch)
         if eval_x is not None:
             epoch_scores.append(net.probabilities(eval_x, train_cfg.tta_flip, ema.params if ema else None))
+        for listener in _EPOCH_LISTENERS:
+            listener(epoch + 1, train_cfg.epochs)
     models = net.unstack(build, ema.params if ema else None)
     if eval_sets is None:
         return models, None
     scores = np.stack(epoch_scores, axis=1)  # (n_models, n_epochs, n_eval_max, n_classes)
     return models, [scores[m, :, :len(e)] for m, e in enumerate(eval_sets)]
+
+
+def refuse_non_finite(epoch_loss: torch.Tensor, data: FlowDataset, train_sets: Sequence[np.ndarray], arch: str,
+                      seed: int, epoch: int) -> None:
+    """Stop, in one line naming model, fold, seed and epoch, when a model's summed training loss of an
+    epoch is NaN or infinite (non-finite logits make it so): such a model would be scored as if it learned."""
+    bad = (~torch.isfinite(epoch_loss)).nonzero().flatten().tolist()
+    if not bad:
+        return
+    from .errors import AM3FError
+
+    held_out = sorted(set(data.subject_ids) - set(data.subjects[train_sets[bad[0]]].tolist()) - {"_eval"})
+    fold = f"the fold holding out {', '.join(held_out[:3])}" if held_out else "the model trained on every subject"
+    raise AM3FError(f"{arch}: non-finite training loss (NaN or inf logits) in {fold}, seed {seed}, epoch {epoch + 1}; "
+                    f"stopped ({len(bad)} of {len(train_sets)} model(s) of its group are affected)")
 
 
 def fit(data: FlowDataset, model_cfg, train_cfg: TrainConfig, *, seed: int = 0, device: torch.device | str = "cpu",

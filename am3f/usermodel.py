@@ -36,6 +36,13 @@ def is_reference(name: str) -> bool:
     return isinstance(name, str) and ":" in name
 
 
+def short_name(name: str) -> str:
+    """What tables and figures call a user model: ``my_model.py:build`` for a file (its folder left out),
+    the module reference or entry-point name as given otherwise."""
+    where, _, factory = str(name).rpartition(":")
+    return f"{Path(where).name}:{factory}" if where.endswith(".py") else str(name)
+
+
 @cache
 def entry_points() -> dict[str, str]:
     """{name: "module:factory"} of the installed packages' ``am3f.models`` entry points."""
@@ -66,7 +73,30 @@ def model_source(ref: str) -> dict:
         release = version(top)
     except PackageNotFoundError:
         release = None
-    return {"module": where, "package": top, "version": release, "factory": factory}
+    return {"module": where, "package": top, "version": release, "factory": factory, "sha256": module_sha256(where)}
+
+
+def module_sha256(where: str) -> str:
+    """SHA-256 of a module's code, whatever its version says: every .py file of its top-level package
+    (a factory may use its siblings; names and contents, in sorted order), or the module's own file."""
+    top = where.split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError) as exc:
+        raise AM3FError(f"--model {where}: cannot find module {top}: {exc}") from None
+    if spec is None:
+        raise AM3FError(f"--model {where}: no module named {top!r}")
+    if spec.submodule_search_locations:
+        files = sorted((f.relative_to(Path(base)).as_posix(), f) for base in spec.submodule_search_locations
+                       for f in Path(base).rglob("*.py"))
+    elif spec.origin and Path(spec.origin).is_file():
+        files = [(Path(spec.origin).name, Path(spec.origin))]
+    else:
+        raise AM3FError(f"--model {where}: module {top} has no source file to record (built in or frozen)")
+    h = hashlib.sha256()
+    for name, path in files:
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def load_factory(ref: str):
@@ -84,7 +114,7 @@ def load_factory(ref: str):
             sys.modules[name] = module
             try:
                 spec.loader.exec_module(module)
-            except Exception as exc:  # noqa: BLE001 - the user's file: say what broke, in one line
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's file: say what broke, in one line
                 del sys.modules[name]
                 raise AM3FError(f"--model {ref!r}: importing {path.name} failed: {type(exc).__name__}: {exc}") from None
     else:
@@ -123,6 +153,11 @@ class UserModelConfig:
                 raise AM3FError(f"--model {self.arch!r}: {path} changed since this run was configured "
                                 f"(SHA-256 {self.source.get('sha256', '')[:12]}...); use a new --out for the new code")
             return f"{path}:{self.source['factory']}"
+        if "module" in self.source and self.source.get("sha256"):
+            if module_sha256(self.source["module"]) != self.source["sha256"]:
+                raise AM3FError(f"--model {self.arch!r}: the code of {self.source['package']} changed since this run "
+                                f"was configured (SHA-256 {self.source['sha256'][:12]}...); use a new --out for "
+                                f"the new code")
         return entry_points().get(self.arch, self.arch)
 
 
@@ -145,6 +180,9 @@ def build_user_model(cfg: UserModelConfig, image_size: int = 28):
         model = load_factory(cfg.factory_ref)(num_classes=cfg.n_classes)
     except AM3FError:
         raise
+    except SystemExit as exc:  # a factory (or its file) that calls sys.exit() would end am3f silently
+        raise AM3FError(f"--model {cfg.arch!r}: the factory called sys.exit({exc.code!r}) instead of returning "
+                        f"a model") from None
     except Exception as exc:  # noqa: BLE001
         raise AM3FError(f"--model {cfg.arch!r}: the factory failed: {type(exc).__name__}: {exc}") from None
     from torch import nn
@@ -161,6 +199,7 @@ def check_contract(cfg: UserModelConfig, image_size: int = 28) -> None:
     import torch
     from torch.func import functional_call, stack_module_state, vmap
 
+    _refuse_too_large(cfg)  # before anything is allocated: a model too large fails in one line, not by memory
     model = build_user_model(cfg, image_size)
     x = torch.rand(4, 3, image_size, image_size)
     what = f"--model {cfg.arch!r}"
@@ -182,3 +221,31 @@ def check_contract(cfg: UserModelConfig, image_size: int = 28) -> None:
     except Exception as exc:  # noqa: BLE001
         raise AM3FError(f"{what}: does not train under torch.func.vmap, as the engine trains it: "
                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+# copies of the weights the contract check holds at once: the model, two stacked copies and their gradients;
+# training holds as many (weights, gradients, optimizer state)
+_CONTRACT_COPIES = 5
+
+
+def _refuse_too_large(cfg: UserModelConfig) -> None:
+    """Count the model's parameters on torch's meta device (nothing allocated) and refuse, in one line,
+    one whose float32 weights cannot even be checked here (``_CONTRACT_COPIES`` copies of them). A
+    factory that cannot build on the meta device is measured later, as it trains (:func:`am3f.memory.plan`)."""
+    import torch
+
+    from . import utils
+
+    try:
+        with torch.device("meta"):
+            model = load_factory(cfg.factory_ref)(num_classes=cfg.n_classes)
+        n_params = sum(p.numel() for p in model.parameters())
+    except AM3FError:
+        raise
+    except (Exception, SystemExit):  # noqa: BLE001 - the real build reports the factory's own errors
+        return
+    need, free = n_params * 4 * _CONTRACT_COPIES, utils.available_bytes()
+    if need > free:
+        gib = 1024 ** 3
+        raise AM3FError(f"--model {cfg.arch!r}: {n_params:,} parameters need about {need / gib:.1f} GiB before any "
+                        f"activation (weights, gradients, optimizer state); {free / gib:.1f} GiB is available here")

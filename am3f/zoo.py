@@ -47,6 +47,13 @@ class ArchSpec:
     reduction_of: str = ""  # the registry name of the published model this is a declared reduction of ("": none)
     peer: bool = True  # False: ours (AM3F-FlowNet), whose variants are its ablations (am3f.model.VARIANTS)
     recipe_source: str = "its authors' recipe"  # whose recipe its `<name>-authors` variant follows
+    # LOSO folds trained together (TrainConfig.fold_group) under our declared schedule, and under its authors'
+    # recipe: the size that trained fastest per fold, measured (benchmarks/bench_peers.py --groups; table and
+    # reasons in docs/design-choices.md, "Fold groups sized by measurement"). Part of the recipe: it changes float
+    # rounding, so a new value changes the variant's config hash and its results. Peers only: AM3F-FlowNet's variants
+    # (its ablations) train with TrainConfig's default, 17, where batching pays.
+    fold_group: int = 17
+    authors_fold_group: int = 17
 
     def __post_init__(self) -> None:
         if not self.default_variant:
@@ -82,43 +89,47 @@ ARCHITECTURES: dict[str, ArchSpec] = {spec.name: spec for spec in (
              "BGR (strain, v, u) x 255, as cv2.imread gives the PNG; three shallow streams",
              "github.com/christy1206/STSTNet (MATLAB); published per-subject weights",
              "Liong et al., FG 2019", 1683, "the published per-subject weights (am3f.peers.ststnet)",
-             description="peer STSTNet (Liong et al. 2019) trained from scratch under the same protocol"),
+             description="peer STSTNet (Liong et al. 2019) trained from scratch under the same protocol",
+             fold_group=1, authors_fold_group=1),
     ArchSpec("dualinception", "Dual-Inception", "am3f.peers:DUALINCEPTION", "am3f.peers.dualinception:DualInception",
              "u and v, each repeated on 3 channels, [0, 1], 28x28; two Inception streams",
              "github.com/xly135846/MEGC2019 dual_inception.py (Keras; in the repository's history)",
-             "Zhou, Mao & Xue, FG 2019", 6_449_963, "counted layer by layer from the Keras definition"),
+             "Zhou, Mao & Xue, FG 2019", 6_449_963, "counted layer by layer from the Keras definition",
+             fold_group=1, authors_fold_group=1),
     ArchSpec("offapexnet", "OFF-ApexNet", "am3f.peers:OFFAPEXNET", "am3f.peers.offapexnet:OFFApexNet",
              "u and v, one channel each, [0, 1], 28x28; two conv streams",
              "no authors' code; layer sizes of github.com/ECNU-Cross-Innovation-Lab/PRICAI2021-Off-TANet "
              "models/off_apexnet.py",
              "Gan et al., Signal Processing: Image Communication 2019", 2_664_475,
              "counted layer by layer; equals the 2.66M of the Off-TANet README",
-             recipe_source="the Off-TANet re-implementation's recipe (no authors' code)"),
+             recipe_source="the Off-TANet re-implementation's recipe (no authors' code)",
+             fold_group=1, authors_fold_group=1),
     ArchSpec("rcn", "RCN", "am3f.peers:RCN_BASE", "am3f.peers.rcn:RCN",
              "(u, v, strain) in [0, 1] as the RGB PNG through ToTensor(); any size",
              "github.com/xiazhaoqiang/ParameterFreeRCNs-MicroExpressionRec RCNs.py RecNet",
-             "Xia et al., IEEE TIP 2020", 15_331, "the authors' RecNet(3, 32, 3, 1) counted by running their code"),
+             "Xia et al., IEEE TIP 2020", 15_331, "the authors' RecNet(3, 32, 3, 1) counted by running their code",
+             fold_group=1, authors_fold_group=1),
     ArchSpec("htnet", "HTNet", "am3f.peers:HTNET", "am3f.peers.htnet:HTNet",
              "BGR x 255 of the flow, mosaic of four 14x14 crops at fixed eye/mouth-corner "
              "positions (the authors' fallback landmarks), 28x28",
              "github.com/wangzhifengharrison/HTNet Model.py, main_HTNet.py", "Wang et al., Neurocomputing 2024",
              139_582_982, "the authors' HTNet(28, 7, dim 256, heads 3, 3 levels, (2, 2, 10)) counted by running "
-             "their code"),
+             "their code", fold_group=1, authors_fold_group=1),
     ArchSpec("htnet-small", "HTNet-small (reduced)", "am3f.peers:HTNET_SMALL", "am3f.peers.htnet:HTNet", "as htnet",
              "ours: a DECLARED REDUCTION of htnet (dim 32 instead of 256)",
              "Wang et al., Neurocomputing 2024 (reduced)", None, "ours: reduced configuration, no public model",
-             reduction_of="htnet"),
+             reduction_of="htnet", fold_group=1, authors_fold_group=1),
 )}
 
 
 # ----------------------------------------------------------------------------- named variants
 def _peer_variants(spec: ArchSpec, authors_recipes: dict) -> dict[str, tuple[object, dict, str]]:
     reduced = f" (declared reduced {ARCHITECTURES[spec.reduction_of].display_name})" if spec.reduced else ""
-    out = {spec.name: (spec.config, {}, spec.description or f"peer {spec.name}{reduced} under our declared schedule "
-                                                            f"(like ststnet)")}
+    ours = spec.description or f"peer {spec.name}{reduced} under our declared schedule (like ststnet)"
+    out = {spec.name: (spec.config, {"fold_group": spec.fold_group}, ours)}
     recipe = authors_recipes.get(spec.name)
     if recipe is not None:
-        out[f"{spec.name}-authors"] = (spec.config, dict(recipe),
+        out[f"{spec.name}-authors"] = (spec.config, dict(recipe, fold_group=spec.authors_fold_group),
                                        f"peer {spec.name}{reduced} under {spec.recipe_source}: {recipe['optimizer']} "
                                        f"lr {recipe['lr']:g}, {recipe['epochs']} epochs, batch {recipe['batch_size']}, "
                                        f"plain CE, no augmentation, last epoch")
@@ -213,8 +224,12 @@ def build_model(spec: str | dict | object = "full", image_size: int = 28):
 
 
 def display_name(arch: str) -> str:
-    """How tables name an architecture (a user model: by its reference)."""
-    return ARCHITECTURES[arch].display_name if arch in ARCHITECTURES else arch
+    """How tables name an architecture (a user model: by its reference, without the file's folder)."""
+    if arch in ARCHITECTURES:
+        return ARCHITECTURES[arch].display_name
+    from .usermodel import short_name
+
+    return short_name(arch)
 
 
 def count_parameters(model) -> int:

@@ -96,9 +96,11 @@ def test_list_style_seeds_from_papermill():
 
 
 def test_progress_bars_only_on_a_terminal(monkeypatch):
-    from am3f.utils import progress
+    from am3f.utils import ProgressLines, progress
 
     monkeypatch.delenv("AM3F_PROGRESS", raising=False)
-    assert progress(range(3)).disable  # pytest's captured stderr is no terminal
+    assert isinstance(progress(range(3)), ProgressLines)  # pytest's captured streams are no terminal: timed lines
     monkeypatch.setenv("AM3F_PROGRESS", "1")
-    assert not progress(range(3)).disable
+    assert not isinstance(progress(range(3)), ProgressLines) and not progress(range(3)).disable
+    monkeypatch.setenv("AM3F_PROGRESS", "0")
+    assert progress(range(3)).disable

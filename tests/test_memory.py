@@ -22,10 +22,11 @@ def test_activations_grow_with_the_batch_and_the_fixed_part_with_the_optimizer()
 
 
 @pytest.mark.slow
-def test_the_declared_cap_keeps_every_model_trained_before_at_17_and_htnet_alone():
+def test_the_declared_cap_keeps_every_model_but_htnet_at_17_and_the_declared_groups_as_declared():
     for name, spec in ARCHITECTURES.items():
         m, t = resolve_variant(spec.default_variant)
-        assert memory.group_size(m, t) == (1 if name == "htnet" else 17), name
+        assert memory.group_size(m, t.__class__(**{**t.__dict__, "fold_group": 17})) == (1 if name == "htnet" else 17)
+        assert memory.group_size(m, t) == t.fold_group, name  # the groups sized for speed (am3f.zoo) fit
 
 
 def test_the_plan_lowers_workers_to_what_fits_and_refuses_a_model_that_cannot_fit():

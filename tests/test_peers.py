@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -175,7 +176,8 @@ def test_config_dict_round_trip(name):
 @pytest.mark.parametrize("name", PEERS)
 def test_our_schedule_and_authors_recipe_resolve(name):
     mc, tc = resolve_variant(name)
-    assert mc == ARCHITECTURES[name].config and tc == DEFAULT_TRAIN  # our declared schedule, like ststnet
+    # our declared schedule, like ststnet, in the fold groups its architecture declares (am3f.zoo)
+    assert mc == ARCHITECTURES[name].config and tc == replace(DEFAULT_TRAIN, fold_group=ARCHITECTURES[name].fold_group)
     mc, tc = resolve_variant(f"{name}-authors")
     assert mc == ARCHITECTURES[name].config
     recipe = AUTHORS_RECIPES[name]

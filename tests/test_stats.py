@@ -98,8 +98,10 @@ def simple_bootstrap(runs: list[pd.DataFrame], replicates: int = 4000, seed: int
         per_run = []
         for per_seed in tables:
             scores = {}
-            for subset in ["composite"] + sorted(by_dataset):
+            for subset in ["composite"] + sorted(by_dataset) + ["hold-out"]:
                 keys = [(d, s) for d, subs in drawn.items() if subset in ("composite", d) for s in subs]
+                if subset == "hold-out":  # the 2nd, 4th, ... subject of each dataset: outside the development half
+                    keys = [(d, s) for d, subs in drawn.items() for s in subs if s in by_dataset[d][1::2]]
                 seed_scores = []
                 for y, p, rows in per_seed:
                     idx = np.concatenate([rows[k] for k in keys])
@@ -284,7 +286,8 @@ def test_compare_prints_a_table_and_json(tmp_path, capsys):
     assert main(["compare", str(a), str(b), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert {"delta_uf1", "delta_uf1_ci95", "delta_uar", "delta_uar_ci95", "p_uf1", "p_uar", "n_subjects"} <= set(res)
-    assert set(res["subsets"]) == {"composite", "casme2", "samm", "smic"} and res["n_subjects"] == 24
+    assert set(res["subsets"]) == {"composite", "casme2", "samm", "smic", "hold-out"} and res["n_subjects"] == 24
+    assert res["subsets"]["hold-out"]["n_subjects"] == 12  # every second subject of each dataset is development
     assert f"{res['delta_uf1']:+.4f}" in out
 
 

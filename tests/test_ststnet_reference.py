@@ -34,7 +34,8 @@ def test_published_weights_give_the_known_composite_scores(reference_run):
     assert round(composite["uf1"]["mean"], 4) == 0.7209
     assert round(composite["uar"]["mean"], 4) == 0.7250
     assert "0.7209" in stdout and "0.7250" in stdout
-    assert set(metrics["subsets"]) == {"composite", "casme2", "samm", "smic"}
+    assert set(metrics["subsets"]) == {"composite", "casme2", "samm", "smic", "hold-out"}
+    assert metrics["subsets"]["hold-out"]["n_subjects"] == 34  # the subjects outside the development half
 
 
 def test_predictions_file_is_complete(reference_run, shared_data):

@@ -90,7 +90,8 @@ def test_the_same_tune_command_twice_writes_the_identical_recipes_json(tmp_path,
         outs.append((tmp_path / name / "recipes.json").read_bytes())
     assert outs[0] == outs[1]
     shape = json.loads(outs[0])
-    assert set(shape) == {"model", "variant", "grid", "seeds", "halves"} and set(shape["halves"]) == {"A", "B"}
+    assert set(shape) == {"model", "variant", "grid", "seeds", "data_fingerprint", "halves"}
+    assert set(shape["halves"]) == {"A", "B"}
     assert "chose" in capsys.readouterr().out
     # resumed: a finished tuning is read back, not trained again
     assert main(["tune", "--model", "ststnet", "--grid", "epochs=1,2", "--out", str(tmp_path / "one"),
