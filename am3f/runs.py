@@ -59,7 +59,10 @@ def run_config(data, model: str = "", variant: str = "", recipe: str | os.PathLi
     tuned = _tuned_recipe(recipe, model, variant, train_overrides) if recipe else None
     variant = model_variant(model, variant or (tuned or {}).get("variant"))
     model_cfg, train_cfg = resolve_variant(variant, **train_overrides)
-    config = {"kind": "loso", "model": model_cfg.arch, "variant": variant, "model_config": model_cfg.to_dict(),
+    from .train import ENGINE_REVISION
+
+    config = {"kind": "loso", "engine": ENGINE_REVISION, "model": model_cfg.arch, "variant": variant,
+              "model_config": model_cfg.to_dict(),
               "train_config": train_cfg.to_dict(),
               "parameters": count_parameters(build_model(model_cfg, image_size=data.image_size[0])),
               "dataset": dataset_info(data)}

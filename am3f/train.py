@@ -30,6 +30,12 @@ from .recipe import TrainConfig
 from .utils import progress
 from .zoo import build_model
 
+# The engine's numerical revision, recorded in every run's config.json and tuning candidate's identity, so
+# that a cached result is never resumed or reused by code that rounds differently (am3f.runs, am3f.tune).
+# 1: every group through vmap. 2 (issue 32): a group of one trains the plain module (SingleModel), up to
+# 2x faster per step; its rounding differs from vmap's. Groups of two or more are unchanged.
+ENGINE_REVISION = 2
+
 
 # ----------------------------------------------------------------------------- stacked models
 class StackedModels:
@@ -80,6 +86,38 @@ class StackedModels:
             model.load_state_dict({k: v[m].detach() for k, v in {**params, **self.buffers}.items() if k in stored})
             models.append(model.to(next(iter(params.values())).device).eval())
         return models
+
+
+class SingleModel:
+    """One model trained alone (a group of one), with :class:`StackedModels`' interface (a leading model
+    axis of 1) but run as the plain module: vmap and ``functional_call`` cost 1.1-2x per step on one
+    model (benchmarks/bench_peers.py; docs/design-choices.md), which is every peer's declared group."""
+
+    def __init__(self, model: nn.Module, device: torch.device):
+        self.model = model.to(device)
+        self.params = dict(self.model.named_parameters())
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.model.train()
+        return self.model(x[0])[None]
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor, tta_flip: bool, params: dict | None = None) -> np.ndarray:
+        from torch.func import functional_call
+
+        self.model.eval()
+        weights = self.params if params is None else params
+        run = lambda xx: torch.softmax(functional_call(self.model, weights, (xx,)).double(), dim=-1)  # noqa: E731
+        prob = run(x[0])
+        if tta_flip:
+            prob = 0.5 * (prob + run(hflip_flow(x[0])))
+        return prob[None].cpu().numpy()
+
+    def unstack(self, build, params: dict | None = None) -> list[nn.Module]:
+        model = build()
+        weights = {**self.model.state_dict(), **({} if params is None else params)}
+        model.load_state_dict({k: v.detach() for k, v in weights.items() if k in model.state_dict()})
+        return [model.to(next(iter(self.params.values())).device).eval()]
 
 
 class WeightAverage:
@@ -186,8 +224,9 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg, tr
     model = build()
     if init_state is not None:
         model.load_state_dict(init_state)
-    net = StackedModels(model, len(train_sets), device)
-    loss_of = torch.func.vmap(partial(recipe_loss, cfg=train_cfg, distill=soft_targets is not None))
+    net = SingleModel(model, device) if len(train_sets) == 1 else StackedModels(model, len(train_sets), device)
+    loss_one = partial(recipe_loss, cfg=train_cfg, distill=soft_targets is not None)
+    loss_of = (lambda *a: loss_one(*(t[0] for t in a))[None]) if len(train_sets) == 1 else torch.func.vmap(loss_one)
     x_all = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32)).to(device)
     y_all = torch.from_numpy(data.labels.astype(np.int64)).to(device)
     idx = [torch.as_tensor(np.asarray(i), dtype=torch.long) for i in train_sets]

@@ -138,8 +138,9 @@ def _candidate_dir(out: Path, half: str, index: int, overrides: dict) -> Path:
 
 
 # what a cached candidate's score was computed from, and how a difference is named
-IDENTITY_WORDS = {"data": "data (labels or images)", "model": "model or model code", "recipe": "recipe",
-                  "seeds": "seeds", "subjects": "subjects in its half"}
+IDENTITY_WORDS = {"engine": "the engine's numerics (am3f.train.ENGINE_REVISION)", "data": "data (labels or images)",
+                  "model": "model or model code", "recipe": "recipe", "seeds": "seeds",
+                  "subjects": "subjects in its half"}
 
 
 def candidate_identity(fingerprint: str, variant: str, model_cfg, train_cfg: TrainConfig, seeds,
@@ -151,8 +152,10 @@ def candidate_identity(fingerprint: str, variant: str, model_cfg, train_cfg: Tra
         model["source"] = {k: v for k, v in model["source"].items() if k != "path"}
         model["arch"] = str(model["arch"]).rsplit("/", 1)[-1]
     stable = json.dumps({"model_config": model, "variant": variant.rsplit("/", 1)[-1]}, sort_keys=True, default=str)
-    return {"data": fingerprint, "model": hashlib.sha1(stable.encode()).hexdigest()[:12], "recipe": train_cfg.to_dict(),
-            "seeds": sorted(int(x) for x in seeds), "subjects": sorted(subjects)}
+    from .train import ENGINE_REVISION
+
+    return {"engine": ENGINE_REVISION, "data": fingerprint, "model": hashlib.sha1(stable.encode()).hexdigest()[:12],
+            "recipe": train_cfg.to_dict(), "seeds": sorted(int(x) for x in seeds), "subjects": sorted(subjects)}
 
 
 def check_cached_candidate(tune_dir: Path, cdir: Path, identity: dict) -> None:
