@@ -9,6 +9,7 @@ import sys
 
 from . import commands
 from .errors import AM3FError
+from .flow import METHODS  # numpy and PIL, no torch
 from .utils import PROGRESS_ENV
 from .zoo import ARCHITECTURES  # plain data: the parser imports no torch
 
@@ -187,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("onset", help="onset frame, or a GIF whose frames 0 and 1 are onset and apex")
     p.add_argument("apex", nargs="?", default=None, help="apex frame (omit when ONSET is a 2-frame GIF)")
     p.add_argument("--out", required=True, help="FLOW.png (normalised image) or FLOW.npz (raw arrays)")
-    p.add_argument("--method", choices=["tvl1", "farneback", "dis"], default="tvl1",
+    p.add_argument("--method", choices=METHODS, default="tvl1",
                    help="tvl1 (default, most accurate), dis (fastest), farneback")
     p.add_argument("--size", type=int, default=28, help="side of the .png flow image (default 28)")
     p.add_argument("--normalise", choices=["minmax", "fixed"], default="minmax",
@@ -216,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None,
                    help="parallel processes (default: number of CPU cores, at most 4)")
     p.add_argument("--sheet", default=None, help="coding spreadsheet (default: the .xlsx/.csv in --root)")
-    p.add_argument("--method", choices=["tvl1", "farneback", "dis"], default="tvl1", help="flow method (default tvl1)")
+    p.add_argument("--method", choices=METHODS, default="tvl1", help="flow method (default tvl1)")
     p.add_argument("--size", type=int, default=28, help="side of the flow images (default 28)")
     p.add_argument("--face-detect", choices=["auto", "on", "off"], default="auto",
                    help="auto (default): off for CASME II (Cropped frames), on for SAMM and SMIC")
@@ -313,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flow images (.png, R=u G=v B=strain) or raw flow files (.npz from `am3f flow`)")
     p.add_argument("--onset", default=None, help="onset frame (or a 2-frame GIF): predict from frames instead")
     p.add_argument("--apex", default=None, help="apex frame (with --onset)")
-    p.add_argument("--method", default="tvl1", choices=["tvl1", "farneback", "dis"],
+    p.add_argument("--method", default="tvl1", choices=METHODS,
                    help="optical flow method for --onset/--apex (default tvl1)")
     p.add_argument("--no-face-detect", action="store_true", help="frames are already cropped to the face")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

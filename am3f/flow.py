@@ -38,7 +38,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -46,7 +45,6 @@ from PIL import Image, UnidentifiedImageError
 from .errors import AM3FError, DataError
 from .utils import atomic_write
 
-Method = Literal["tvl1", "farneback", "dis"]
 METHODS: tuple[str, ...] = ("tvl1", "farneback", "dis")
 NORMALISATIONS: tuple[str, ...] = ("minmax", "fixed")
 DEFAULT_SIZE = 28

@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 
 def class_priors(labels: np.ndarray | torch.Tensor, n_classes: int, smoothing: float = 1.0) -> torch.Tensor:
@@ -61,17 +60,3 @@ def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, tempera
     log_q = torch.log_softmax(torch.log(teacher_probs.to(logits.dtype).clamp_min(1e-8)) / t, dim=-1)
     log_p = torch.log_softmax(logits / t, dim=-1)
     return (t * t) * (log_q.exp() * (log_q - log_p)).sum(-1).mean()
-
-
-class LogitAdjustedLoss(nn.Module):
-    """Module form; ``priors`` come from the training fold (see :func:`class_priors`)."""
-
-    def __init__(self, priors: torch.Tensor, tau: float = 1.0, weight_power: float = 0.0,
-                 label_smoothing: float = 0.0):
-        super().__init__()
-        self.register_buffer("priors", torch.as_tensor(priors, dtype=torch.float32))
-        self.tau, self.weight_power, self.label_smoothing = tau, weight_power, label_smoothing
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return logit_adjusted_cross_entropy(logits, target, self.priors, self.tau, self.weight_power,
-                                            self.label_smoothing)

@@ -162,6 +162,20 @@ def run_title(run: RunResult, label: str | None = None) -> str:
     return name if label == name else f"{name} ({label})"
 
 
+def results_caption(run: RunResult) -> str:
+    """The caption of the results table (notebook 03, benchmarks/composite_evidence.py): written in one place
+    so that the committed table regenerates byte for byte from its evidence."""
+    return (f"{run_title(run)}, LOSO, mean ± std over {len(run.seeds)} seed(s) [95 % subject-bootstrap interval]"
+            + ("" if run.complete else " -- PARTIAL RUN"))
+
+
+def ablations_caption(runs: Mapping[str, RunResult | str | os.PathLike]) -> str:
+    """The caption of the ablation table (notebook 04, benchmarks/composite_evidence.py)."""
+    partial = not all(run.complete for run in as_runs(runs))
+    return ("Ablations, composite LOSO scores; Δ vs full with 95 % paired subject-bootstrap interval and p"
+            + (" -- PARTIAL RUNS" if partial else ""))
+
+
 def method_name(run: RunResult, label: str) -> str:
     """A run's row name beside the published peers: 'AM3F-FlowNet, ours (full)'; any other model (a peer,
     a user's own) by its own name."""

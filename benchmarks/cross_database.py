@@ -41,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     table = leaderboard.cross_database_table(runs)
     print(writers.display_table(table))
     paths = writers.write_table(table, Path(args.out), "cross_database", synthetic=data.synthetic,
-                                caption="Cross-database protocol (one fold per source dataset, trained on the other "
-                                        "two), our declared schedule, last epoch; Δ vs AM3F-FlowNet paired on the "
-                                        "same subjects with 95 % interval and p")
+                                caption=leaderboard.CROSS_DATABASE_CAPTION)
     print("written:", *paths.values(), sep="\n  ")
     return 0
 
