@@ -20,12 +20,10 @@ Pipeline
     ``recipe``    the training recipe (``TrainConfig``), validated when built; ``resolve_variant``
     ``folds``     a fold's train/test rows (LOSO or cross-database), its seed, its group: computed only here
     ``losses``    the logit-adjusted, class-prior-weighted loss
-    ``pretrain``  sim-to-real: pre-training on a large synthetic corpus, the same for every fold
     ``augment``   flow-aware augmentation of training batches (blend, mirror, shift), drawn per model
     ``optim``     the recipe's optimizer and learning-rate schedule
     ``train``     the batched fit (many models in one vmapped loop) and prediction
-    ``runner``    a whole recipe applied to a group of folds (normalisation, teachers, pre-training,
-                  members); the LOSO fold runner
+    ``runner``    a whole recipe applied to a group of folds (rows, seeds, members); the LOSO fold runner
     ``development``  the development half and its subject-grouped CV: how designs are chosen
     ``tune``      honest tuning, cross-fitted: a recipe chosen per subject half, used for the other half
     ``memory``    what a model needs in memory: fold groups under a declared budget, workers that fit

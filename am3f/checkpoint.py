@@ -29,16 +29,13 @@ CHECKPOINT_FORMAT = "am3f-checkpoint/1"
 def train_final(data: FlowDataset, model_cfg, train_cfg: TrainConfig, out: str | os.PathLike, *,
                 seed: int = 0, device: torch.device | str = "cpu", variant: str | None = None,
                 threads: int = 1, show_progress: bool = True) -> Path:
-    """Fit on ALL subjects of ``data`` with the whole recipe (:func:`am3f.runner.fit_members`: teachers,
-    pre-training, seeds) and save a checkpoint (first model of the ensemble only when n_models > 1: a
-    checkpoint holds one model)."""
+    """Fit on ALL subjects of ``data`` with the whole recipe (:func:`am3f.runner.fit_members`: seeds,
+    members) and save a checkpoint (first model of the ensemble only when n_models > 1: a checkpoint
+    holds one model)."""
     import numpy as np
 
     from .runner import fit_members
 
-    if train_cfg.input_norm:
-        raise AM3FError("input_norm 'dataset' standardises each image with its source dataset's statistics; a "
-                        "checkpoint cannot know the source dataset of the images it will be given")
     model = fit_members(data, [np.arange(len(data))], model_cfg, train_cfg, seed=seed, device=device,
                         threads=threads, show_progress=show_progress)[0][0][0]
     out = Path(out)

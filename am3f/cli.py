@@ -33,7 +33,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=_model_name, default=None, metavar="MODEL",
                    help=f"architecture: {', '.join(ARCHITECTURES)} (`am3f models` lists them), an installed "
                         "package's (entry point group am3f.models), or your own as PATH.py:FACTORY or "
-                        "package.module:FACTORY (README: 'Your own model'); default: the variant's, else am3f")
+                        "package.module:FACTORY (docs/your-model.md); default: the variant's, else am3f")
     p.add_argument("--variant", default=None,
                    help="named variant (list: `am3f variants`; default: the model's own, e.g. full for am3f, "
                         "rcn for rcn; <arch>-authors: the peer under its authors' published recipe)")
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "ststnet-reference/ (published STSTNet weights) and real-onset-apex/ (default: the folder "
                         "above --data when it holds them; none without --data)")
     p.add_argument("--profile", choices=["quick", "full", "leaderboard"], default=None,
-                   help="quick: minutes, synthetic-sized; full: notebooks 00-08, 5 seeds, about 52 min on 2 cores; "
+                   help="quick: minutes, synthetic-sized; full: notebooks 00-08, 5 seeds, about 92 min on 2 cores; "
                         "leaderboard: notebook 09, every architecture tuned, authors' and declared, one seed "
                         "(default: quick)")
     p.add_argument("--out", default=None,

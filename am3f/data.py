@@ -88,46 +88,6 @@ class FlowDataset:
                 f"{self.image_size[0]}x{self.image_size[1]} flow images; {per_class}")
 
 
-@dataclass(frozen=True)
-class DatasetNormalisation:
-    """Per-channel standardisation of every source dataset's images to the statistics of a training set
-    (:func:`dataset_normalisation`): rows of dataset ``d`` become ``(x - shift_d) / scale_d * std + mean``."""
-
-    mean: np.ndarray  # (3,) float64: per-channel mean of all training rows (the target)
-    std: np.ndarray  # (3,) float64: their per-channel std
-    per_dataset: dict  # source dataset -> (shift, scale): mean and std + 1e-6 of its training rows (float32)
-
-    def apply(self, data: FlowDataset) -> FlowDataset:
-        x = data.x.astype(np.float64)
-        for name in np.unique(data.datasets):
-            if str(name) in self.per_dataset:
-                m, s = self.per_dataset[str(name)]
-                rows = data.datasets == name
-                x[rows] = (x[rows] - m[:, None, None]) / s[:, None, None] * self.std[:, None, None] \
-                    + self.mean[:, None, None]
-        return FlowDataset(x.astype(np.float32), data.labels, data.subjects, data.datasets, data.sample_ids,
-                           name=data.name, root=data.root, fold_by=data.fold_by)
-
-
-def dataset_normalisation(data: FlowDataset, train_rows: np.ndarray) -> DatasetNormalisation:
-    """Every source dataset standardised per channel to the statistics of the whole training set, using
-    the mean and std of that dataset's TRAINING rows only (the source dataset is metadata known at test
-    time; no held-out image is looked at). Datasets without training rows are left as they are."""
-    train = data.x[train_rows].astype(np.float64)
-    per_dataset = {}
-    for name in np.unique(data.datasets):
-        own = train_rows[data.datasets[train_rows] == name]
-        if len(own):
-            per_dataset[str(name)] = (data.x[own].mean((0, 2, 3)), data.x[own].std((0, 2, 3)) + 1e-6)
-    return DatasetNormalisation(train.mean((0, 2, 3)), train.std((0, 2, 3)), per_dataset)
-
-
-def dataset_normalised(data: FlowDataset, train_rows: np.ndarray) -> FlowDataset:
-    """``data`` with :func:`dataset_normalisation` of ``train_rows`` applied. Values stay near [0, 1], so
-    the flow-aware mirror stays meaningful."""
-    return dataset_normalisation(data, train_rows).apply(data)
-
-
 def parse_datasets(spec: str | Sequence[str] | None) -> tuple[str, ...]:
     """``"casme2,samm"`` (or ``["casme2", "samm"]``, or ``"casme2 samm"`` as papermill may pass it) ->
     ``("casme2", "samm")``: sorted, without repeats; empty or None -> ``()`` (every database)."""
@@ -233,10 +193,6 @@ def read_labels(csv_path: str | os.PathLike) -> list[dict[str, str]]:
         rec["_line"] = str(lineno)
         out.append(rec)
     return out
-
-
-
-
 
 
 def load_flow_dataset(root: str | os.PathLike | None = None, labels_csv: str | os.PathLike | None = None,

@@ -11,7 +11,7 @@ import pandas as pd
 from .errors import AM3FError
 from .plots import plot_scores
 from .rundir import RunResult
-from .writers import synthetic_caption
+from .writers import display_table, synthetic_caption
 
 
 def misclassified(predictions: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
@@ -25,12 +25,38 @@ def misclassified(predictions: pd.DataFrame, seed: int | None = None) -> pd.Data
     return wrong
 
 
-def sample_predictions(predictions: pd.DataFrame, sample_id: str) -> pd.DataFrame:
-    """Every seed's prediction and class scores for one sample (the explorer's table)."""
+def sample_predictions(predictions: pd.DataFrame, sample_id: str, class_names=None) -> pd.DataFrame:
+    """Every seed's prediction and class scores for one sample (the explorer's table); with
+    ``class_names``, true and predicted class by name instead of label number."""
     rows = predictions[predictions["sample_id"] == sample_id]
     if rows.empty:
         raise AM3FError(f"sample {sample_id!r} is not in this run's predictions")
-    return rows.reset_index(drop=True)
+    rows = rows.reset_index(drop=True)
+    if class_names is not None:
+        rows = rows.assign(label=[class_names[int(v)] for v in rows["label"]],
+                           pred=[class_names[int(v)] for v in rows["pred"]])
+    return rows
+
+
+def sample_table(run: RunResult, data, sample_id: str):
+    """What the explorer shows under its picture: :func:`sample_predictions` with class names, seed first,
+    as a notebook displays tables (no index column)."""
+    rows = sample_predictions(run.predictions, sample_id, data.class_names)
+    scores = [c for c in rows.columns if c.startswith("score_")]
+    return display_table(rows[["seed", "fold", "label", "pred", *scores]].rename(columns={"label": "true"}))
+
+
+def partial_note(run: RunResult) -> str:
+    """A partial run in words ('' when complete): which subjects the explorer can offer, and why."""
+    if run.complete:
+        return ""
+    n = run.predictions["subject"].nunique()
+    return (f"Partial run: predictions exist for {n} subject(s) only (the folds trained so far); the dropdowns "
+            f"list those. Finish the run (the same command resumes it) to browse every subject.")
+
+
+CAM_NOTE = ("CAM starts off: drawing a class activation map needs the model of the fold that held the sample "
+            "out, re-trained on first use for each subject (seconds to minutes), then cached.")
 
 
 def explorer_view(run: RunResult, data, sample_id: str, model=None, show_cam: bool = True):
@@ -148,9 +174,18 @@ class PredictedSamples:
         """The explorer's stable text/plain: what a static renderer shows beside its picture."""
         first = self.table.loc[start]
         n_subjects = self.table.groupby("dataset")["subject"].nunique().sum()
+        note = partial_note(run)
         return (f"am3f explorer of run {run.label!r}: {len(self.table)} predicted samples of {n_subjects} "
                 f"subject(s), {len(self.wrong)} misclassified by some seed; showing {start} "
-                f"({first['dataset']}, subject {first['subject']}, true {data.class_names[int(first['label'])]})")
+                f"({first['dataset']}, subject {first['subject']}, true {data.class_names[int(first['label'])]})"
+                + (f"\n{note}" if note else ""))
+
+
+def _notes(run: RunResult, model_for_subject) -> str:
+    """What the explorer says under its controls: why CAM starts off, and a partial run in words."""
+    notes = [CAM_NOTE if model_for_subject is not None else "CAM unavailable: no fold model was given.",
+             partial_note(run)]
+    return "<br>".join(f"<small>{n}</small>" for n in notes if n)
 
 
 def _refill(dropdown, options) -> None:
@@ -186,7 +221,6 @@ def explorer(run: RunResult, data, model_for_subject=None, cam_default: bool = F
     samp = w.Dropdown(options=sorted(_rows(first["dataset"], first["subject"]).index), value=start,
                       description="sample")
     wrong = w.Checkbox(value=False, description="misclassified only")
-    # CAM off at first: each new subject costs one fold of re-training
     cam = w.Checkbox(value=cam_default and model_for_subject is not None, description="CAM (LayerCAM)",
                      disabled=model_for_subject is None)
     out = w.Output()
@@ -206,6 +240,7 @@ def explorer(run: RunResult, data, model_for_subject=None, cam_default: bool = F
             fig = explorer_view(run, data, samp.value, model=_model(subj.value))
             display(fig)
             plt.close(fig)
+            display(sample_table(run, data, samp.value))  # the table follows the chosen sample
 
     def _refresh(*_):
         if busy[0]:
@@ -222,7 +257,7 @@ def explorer(run: RunResult, data, model_for_subject=None, cam_default: bool = F
         widget.observe(_refresh, "value")
     samp.observe(_draw, "value")
     cam.observe(_draw, "value")
-    ui = _explorer_box()([w.HBox([ds, subj, samp]), w.HBox([wrong, cam]), out])
+    ui = _explorer_box()([w.HBox([ds, subj, samp]), w.HBox([wrong, cam]), w.HTML(_notes(run, model_for_subject)), out])
     start_model = _model(first["subject"])
     ui.static_png = lambda: static_view_png(run, data, start, model=start_model)
     ui.static_text = samples.summary(run, data, start)

@@ -117,6 +117,11 @@ def _published(arch: str) -> tuple[str, str]:
     return f"{r['composite_uf1']:.4f} / {uar}", r["protocol"]
 
 
+# the caption of figures/leaderboard.*: notebook 09 and benchmarks/leaderboard_evidence.py write the same table
+LEADERBOARD_CAPTION = ("Honest leaderboard: composite LOSO, same samples, last epoch; recipes tuned on training "
+                       "subjects only, authors' or declared (Protocol column)")
+
+
 def board_runs(data, runs_dir, *, variants=(), tuned=(), tuning_dir="", seeds=(0,), variant_seeds=None,
                folds="", epochs: int = 0, workers: int = 0, scheduler: str = "", tune_seeds=(0,)) -> dict:
     """{row label: run directory} of a leaderboard, found or trained (notebook 09 and the benchmarks):
@@ -147,11 +152,25 @@ def board_runs(data, runs_dir, *, variants=(), tuned=(), tuning_dir="", seeds=(0
     return runs
 
 
+# the oracle's per-sample predictions, kept beside a committed run's evidence (the per-epoch scores they are
+# picked from live in the run's fold files, which are not committed)
+ORACLE_FILE = "oracle_predictions.csv"
+
+
+def oracle_predictions(run: RunResult) -> pd.DataFrame | None:
+    """The predictions of the best test epoch per subject (:func:`am3f.audit.best_epoch_predictions`), from
+    the run's per-epoch scores or, for committed evidence, its ``oracle_predictions.csv``; None: neither."""
+    committed = run.path / ORACLE_FILE
+    if committed.is_file():
+        return pd.read_csv(committed, dtype={"subject": str})
+    return best_epoch_predictions(run) if load_epoch_scores(run.path) else None
+
+
 def oracle_scores(run: RunResult) -> tuple[float, float] | None:
     """Composite (UF1, UAR), mean over seeds, had the best test epoch per subject been reported."""
-    if not load_epoch_scores(run.path):
+    picked = oracle_predictions(run)
+    if picked is None:
         return None
-    picked = best_epoch_predictions(run)
     per_seed = [megc_scores(g["label"], g["pred"]) for _, g in picked.groupby("seed")]
     return float(np.mean([s["uf1"] for s in per_seed])), float(np.mean([s["uar"] for s in per_seed]))
 

@@ -302,8 +302,8 @@ class GroupProgress:
             self.bar.update(gain)
 
     def epoch(self, i: int, epoch: int, epochs: int) -> None:
-        """Epoch ``epoch`` of ``epochs`` of a fit of task ``i`` is done (a fit with members or teachers
-        runs several fits; the group's progress never goes back)."""
+        """Epoch ``epoch`` of ``epochs`` of a fit of task ``i`` is done (a fit with members runs several
+        fits; the group's progress never goes back)."""
         self._advance(i, self.epochs[i] * epoch / max(1, epochs), f"{self._where(i)}: epoch {epoch}/{epochs}")
 
     def finish(self, i: int) -> None:
@@ -355,8 +355,6 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
                  f"--folds shard (the same result as training them now)" if taken else ""))
     for _, k in sorted(todo):
         check_fold(data, k)
-    if todo and hasattr(runner, "prepare"):
-        runner.prepare()
     groups = runner.groups(data) if hasattr(runner, "groups") else [[k] for k in range(len(names))]
     # a group is computed whole (its folds' numbers depend on it); the folds not asked for are kept as spares
     tasks = [(s, list(g)) for s in seeds for g in groups if any((s, k) in todo for k in g)]

@@ -50,13 +50,3 @@ def logit_adjusted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, pri
         per_sample = per_sample * weight[target]
     return per_sample.mean()
 
-
-def distillation_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Mean over the batch of T^2 KL(q_T || softmax(logits / T)) (Hinton et al. 2015), q_T the teachers'
-    probabilities sharpened or softened by the same temperature (q^(1/T), renormalised). The student's
-    PLAIN logits are matched: the teachers were trained with the logit adjustment too, so their
-    probabilities are already the balanced ones the student should predict."""
-    t = float(temperature)
-    log_q = torch.log_softmax(torch.log(teacher_probs.to(logits.dtype).clamp_min(1e-8)) / t, dim=-1)
-    log_p = torch.log_softmax(logits / t, dim=-1)
-    return (t * t) * (log_q.exp() * (log_q - log_p)).sum(-1).mean()

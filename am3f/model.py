@@ -8,9 +8,6 @@ What the paper's abstract fixes, and where it lives here:
 * **MOFRW**: channel attention in two steps, first one weight per optical flow as a whole, then one
   weight per channel inside each flow's features -> :class:`MOFRW`
 * classification -> :class:`Head`; the logit-adjusted loss is in :mod:`am3f.losses`.
-* optional (ours, off by default: ``ModelConfig.regions``): fixed facial-region windows (eyes, mouth
-  corners; :data:`FACE_REGIONS`) of each flow map at full resolution as extra MSFF scales, appended to
-  that branch's MSFF vector before MOFRW -> :class:`RegionBranch`
 
 Everything else (widths, depths, attention forms, pooling) is *our choice*; see docs/design-choices.md.
 
@@ -33,6 +30,12 @@ from .data import CHANNELS
 from .errors import AM3FError
 from .utils import config_from_dict, config_to_dict
 
+# Options the design search rejected ran through the package up to this commit (the same as
+# am3f.recipe.REMOVED_IN; this module comes before the recipe's) and were removed after it. Each -> its value
+# in every config this package wrote since it existed: a config.json that holds it at that value still reads.
+REMOVED_IN = "4d691fe"
+REMOVED_MODEL_OPTIONS = {"msff_attend": "map", "regions": [], "region_size": 10, "region_widths": [4, 8, 16]}
+
 
 # ----------------------------------------------------------------------------- config
 @dataclass(frozen=True)
@@ -47,17 +50,8 @@ class ModelConfig:
     downsample: str = "maxpool"  # between stages: "maxpool" or "stride" (strided conv, cheaper)
     msff: bool = True  # fuse every stage (each through spatial attention); False: last stage only, no attention
     msff_grid: int = 2  # attended maps are average-pooled to grid x grid cells (keeps coarse face layout)
-    msff_attend: str = "map"  # spatial attention on the stage's map ("map") or on its pooled grid ("grid")
     sa_kernel: int = 3  # spatial-attention conv kernel
     sa_descriptor: str = "mean_max"  # what spatial attention sees of the channels: "mean_max" (CBAM) or "mean"
-    # Facial regions as extra MSFF scales (ours; () = off, the model is then exactly the one without them):
-    # per flow, square windows of the normalised map at the named FACE_REGIONS (names from REGION_NAMES)
-    # go, batched, through one small full-resolution Branch shared by that flow's regions; every stage is
-    # spatially attended and globally averaged, and the R * sum(region_widths) values are appended to the
-    # flow's MSFF vector before MOFRW. region_size: window side at 28x28 (scaled with the input, >= 4).
-    regions: tuple[str, ...] = ()
-    region_size: int = 10
-    region_widths: tuple[int, ...] = (4, 8, 16)
     flow_weights: bool = True  # MOFRW step 1: one weight per optical flow
     channel_weights: bool = True  # MOFRW step 2: one weight per channel inside each flow
     reduction: int = 4  # MLP bottleneck of the channel-weight step
@@ -69,39 +63,29 @@ class ModelConfig:
     std: tuple[float, ...] = (0.25, 0.25, 0.25)
 
     def to_dict(self) -> dict:
-        return config_to_dict(self, omit_at_default=("regions", "region_size", "region_widths"))
+        out = {}
+        for key, value in config_to_dict(self).items():
+            out[key] = value
+            if key == "msff_grid":  # every config.json carries the removed msff_attend: run hashes stay as they were
+                out["msff_attend"] = "map"
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        return config_from_dict(cls, d, "model")
+        for key, value in REMOVED_MODEL_OPTIONS.items():
+            if key in d and (list(d[key]) if isinstance(d[key], tuple) else d[key]) != value:
+                raise AM3FError(f"option {key}={d[key]!r} was removed after {REMOVED_IN}; use that commit to run it "
+                                f"(git checkout {REMOVED_IN})")
+        return config_from_dict(cls, {k: v for k, v in d.items() if k not in REMOVED_MODEL_OPTIONS}, "model")
 
 
 # Facial regions, (row, col) centres at 28x28: the fallback landmarks of HTNet's authors (the five points
-# their code uses when MTCNN finds no face, clipped to [7, 21] and truncated; see am3f.peers.htnet, which
-# takes its crops from here). The authors index them row first, so by position (9, 11) is the upper-left
-# area (image-left eye), (21, 10) the lower left (image-left mouth corner), (10, 21) the upper right
-# (image-right eye), (20, 21) the lower right (image-right mouth corner). "left" = the image's left.
-REGION_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "left_mouth", "right_mouth")
+# their code uses when MTCNN finds no face, clipped to [7, 21] and truncated), from which the HTNet peer
+# takes its crops (am3f.peers.htnet). The authors index them row first, so by position (9, 11) is the
+# upper-left area (image-left eye), (21, 10) the lower left (image-left mouth corner), (10, 21) the upper
+# right (image-right eye), (20, 21) the lower right (image-right mouth corner). "left" = the image's left.
 FACE_REGIONS: dict[str, tuple[int, int]] = {"left_eye": (9, 11), "right_eye": (10, 21), "left_mouth": (21, 10),
                                             "right_mouth": (20, 21)}
-
-
-def region_windows(regions: tuple[str, ...], size: int, h: int, w: int) -> tuple[int, list[tuple[int, int]]]:
-    """Side ``s`` and (top, left) corners of the square windows of ``regions`` in an h x w image.
-
-    Centres and side scale with the image (``size`` is the side at 28x28; at least 4 px, at most the
-    image); a window reaching past the border is shifted back inside, never shrunk."""
-    bad = [r for r in regions if r not in FACE_REGIONS]
-    if bad or not regions or len(set(regions)) != len(regions):
-        raise AM3FError(f"regions must be distinct names from {REGION_NAMES}, got {tuple(regions)}"
-                        + (f" (unknown: {', '.join(map(repr, bad))})" if bad else ""))
-    s = min(max(4, round(size * h / 28)), h, w)
-    corners = []
-    for name in regions:
-        r, c = FACE_REGIONS[name]
-        top, left = round(r * h / 28) - s // 2, round(c * w / 28) - s // 2
-        corners.append((min(max(top, 0), h - s), min(max(left, 0), w - s)))
-    return s, corners
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -192,16 +176,12 @@ def grid_pool(x: torch.Tensor, grid: int) -> torch.Tensor:
 
 class MSFF(nn.Module):
     """Multi-scale feature fusion for one branch: every stage through spatial attention, pooled to a
-    grid x grid layout, concatenated into one vector. ``enabled=False`` keeps the last stage only.
-    ``attend``: "map" weights every position of the stage's map before pooling; "grid" pools first
-    and weights the grid cells (attention at the resolution the fusion keeps; much cheaper)."""
+    grid x grid layout, concatenated into one vector. ``enabled=False`` keeps the last stage only."""
 
     def __init__(self, widths: tuple[int, ...], grid: int = 2, kernel: int = 3, enabled: bool = True,
-                 descriptor: str = "mean_max", attend: str = "map"):
+                 descriptor: str = "mean_max"):
         super().__init__()
-        if attend not in ("map", "grid"):
-            raise AM3FError(f"MSFF attend must be 'map' or 'grid', got {attend!r}")
-        self.enabled, self.grid, self.attend = enabled, grid, attend
+        self.enabled, self.grid = enabled, grid
         n = len(widths) if enabled else 0
         self.attn = nn.ModuleList(SpatialAttention(kernel, descriptor) for _ in range(n))
         self.out_dim = (sum(widths) if enabled else widths[-1]) * grid * grid
@@ -209,35 +189,7 @@ class MSFF(nn.Module):
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         if not self.enabled:
             return grid_pool(feats[-1], self.grid).flatten(1)
-        if self.attend == "grid":
-            return torch.cat([sa(grid_pool(f, self.grid)).flatten(1) for sa, f in zip(self.attn, feats)], 1)
         return torch.cat([grid_pool(sa(f), self.grid).flatten(1) for sa, f in zip(self.attn, feats)], 1)
-
-
-class RegionBranch(nn.Module):
-    """Facial-region windows of ONE flow map as extra MSFF scales: the windows (see
-    :func:`region_windows`) of all regions are cropped by plain slicing and batched, (R*N, 1, s, s),
-    through one small :class:`Branch` at full resolution (stride 1; the main branch's first conv has
-    stride 3); every stage is spatially attended and globally averaged. Out: (N, R * sum(widths)),
-    regions in config order, each [stage 1 | stage 2 | ...]. Pure slicing and reshapes: vmap-safe."""
-
-    def __init__(self, regions: tuple[str, ...], size: int, widths: tuple[int, ...], kernel: int = 3,
-                 descriptor: str = "mean_max"):
-        super().__init__()
-        region_windows(regions, size, 28, 28)  # validates the names
-        if size < 1 or not widths:
-            raise AM3FError(f"region_size must be >= 1 and region_widths non-empty, got {size}, {tuple(widths)}")
-        self.regions, self.size = tuple(regions), size
-        self.branch = Branch(widths, first_pool=2, first_stride=1, downsample="maxpool")
-        self.attn = nn.ModuleList(SpatialAttention(kernel, descriptor) for _ in widths)
-        self.out_dim = len(regions) * sum(widths)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, (h, w) = x.shape[0], x.shape[-2:]
-        s, corners = region_windows(self.regions, self.size, h, w)
-        crops = torch.cat([x[..., t:t + s, c:c + s] for t, c in corners], 0)  # (R*N, 1, s, s), region-major
-        v = torch.cat([grid_pool(sa(f), 1).flatten(1) for sa, f in zip(self.attn, self.branch(crops))], 1)
-        return v.reshape(len(corners), n, -1).transpose(0, 1).reshape(n, -1)
 
 
 class MOFRW(nn.Module):
@@ -294,24 +246,15 @@ class AM3FFlowNet(nn.Module):
         self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.branches = nn.ModuleDict({f: Branch(cfg.widths, cfg.first_pool, cfg.first_stride, cfg.downsample)
                                        for f in cfg.flows})
-        self.msff = nn.ModuleDict({f: MSFF(cfg.widths, cfg.msff_grid, cfg.sa_kernel, cfg.msff, cfg.sa_descriptor,
-                                           cfg.msff_attend) for f in cfg.flows})
+        self.msff = nn.ModuleDict({f: MSFF(cfg.widths, cfg.msff_grid, cfg.sa_kernel, cfg.msff, cfg.sa_descriptor)
+                                   for f in cfg.flows})
         dim = self.msff[cfg.flows[0]].out_dim
-        self.region_branches = None  # nothing registered without regions: the state_dict is unchanged
-        if cfg.regions:
-            self.region_branches = nn.ModuleDict({f: RegionBranch(cfg.regions, cfg.region_size, cfg.region_widths,
-                                                                  cfg.sa_kernel, cfg.sa_descriptor)
-                                                  for f in cfg.flows})
-            dim += self.region_branches[cfg.flows[0]].out_dim
         self.mofrw = MOFRW(len(cfg.flows), dim, cfg.flow_weights, cfg.channel_weights, cfg.reduction)
         self.head = Head(len(cfg.flows) * dim, cfg.n_classes, cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
-        maps = [(f, x[:, i:i + 1]) for f, i in zip(self.cfg.flows, self.flow_index)]
-        vecs = [self.msff[f](self.branches[f](m)) for f, m in maps]
-        if self.region_branches is not None:
-            vecs = [torch.cat([v, self.region_branches[f](m)], 1) for v, (f, m) in zip(vecs, maps)]
+        vecs = [self.msff[f](self.branches[f](x[:, i:i + 1])) for f, i in zip(self.cfg.flows, self.flow_index)]
         return self.head(self.mofrw(vecs))
 
     def cam_target_layers(self) -> list[nn.Module]:
@@ -338,8 +281,6 @@ VARIANTS: dict[str, tuple[ModelConfig, dict, str]] = {
     "uv": (replace(FULL, flows=("u", "v")), {}, "two branches: u and v (no strain)"),
     "u_strain": (replace(FULL, flows=("u", "strain")), {}, "two branches: u and strain"),
     "v_strain": (replace(FULL, flows=("v", "strain")), {}, "two branches: v and strain"),
-    "regions": (replace(FULL, regions=REGION_NAMES), {},
-                "four facial-region windows (eyes, mouth corners) per flow as extra MSFF scales"),
     "fast": (replace(FULL, sa_descriptor="mean", downsample="stride"), {},
              "mean-only spatial attention, strided-conv downsampling: ~15 % faster LOSO, no detectable accuracy "
              "difference (not the default: docs/design-choices.md, third round)"),

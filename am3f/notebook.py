@@ -73,8 +73,20 @@ def setup(data_root: str = "", figures_dir: str = "", runs_dir: str = "", shared
     if not quiet:
         print(ctx.banner())
         print(data.describe())
-        print(f"figures -> {ctx.figures_dir}\nruns    -> {ctx.runs_dir}")
+        print(f"figures -> {shown_path(ctx.figures_dir)}\nruns    -> {shown_path(ctx.runs_dir)}")
     return ctx
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as a notebook prints it: relative to the checkout when inside it (``out/figures``), so a
+    committed output does not depend on where the notebook ran (JupyterLab starts it in notebooks/)."""
+    from .runs import repo_root
+
+    root = repo_root()
+    try:
+        return str(Path(path).resolve().relative_to(root)) if root is not None else str(path)
+    except ValueError:
+        return str(path)
 
 
 def synthetic_data():

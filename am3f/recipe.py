@@ -1,9 +1,9 @@
 """The training recipe as plain data: :class:`TrainConfig`, checked when it is built.
 
 A recipe is everything that decides what a fold's model is: optimizer, schedule, loss, augmentation,
-weight averaging, ensemble size, the fold grouping of the batched engine, pre-training, distillation
-and input normalisation. How the work is executed (CPU threads, worker processes, device) is not
-part of it: those settings never change what is computed and are given to the runner instead.
+weight averaging, ensemble size, the fold grouping of the batched engine. How the work is executed (CPU
+threads, worker processes, device) is not part of it: those settings never change what is computed and
+are given to the runner instead.
 
 Every field is validated in ``__post_init__``: a nonsense value (``lr=-1``, ``epochs=0``, an unknown
 optimizer, ...) fails in one line when the recipe is made, before any data is loaded or any worker
@@ -13,9 +13,9 @@ This module imports no torch (the command line builds and checks recipes before 
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
-import re
 from dataclasses import dataclass, fields, replace
 
 from .errors import AM3FError
@@ -23,11 +23,43 @@ from .utils import config_from_dict, config_to_dict
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")  # cosine: linear warm-up then cosine decay (per step); constant: lr throughout
-PRIORS = ("fold", "dataset")
-INPUT_NORMS = ("", "dataset")
 # execution settings that runs made before they left the recipe still record in config.json: dropped on reading
 LEGACY_EXECUTION_KEYS = ("threads",)
-_PRETRAIN = re.compile(r"synthetic:([1-9][0-9]*):([1-9][0-9]*)")
+
+# Options the design search rejected (docs/design-choices.md) ran through the package up to this commit, and
+# were removed after it; benchmarks/dev_search.py there runs them.
+REMOVED_IN = "4d691fe"
+# each removed recipe option -> its value in every recipe this package wrote since it existed (the class priors
+# of the whole training fold, no pre-training, no distillation, no input normalisation): a config.json that
+# holds it at that value reads as it did; any other value is refused (refuse_removed)
+REMOVED_RECIPE_OPTIONS = {"priors": "fold", "pretrain": "", "distill_from": (), "distill_weight": 0.5,
+                          "distill_temperature": 2.0, "input_norm": ""}
+# those of them that every recipe's dict carries (part of every run's hash and every cache key), so to_dict keeps
+# writing them: key -> (the key it follows, its value)
+RECORDED_RECIPE_OPTIONS = {"priors": ("tau", "fold"), "pretrain": ("fold_group", "")}
+
+
+def _json(v):
+    return json.loads(json.dumps(v))
+
+
+def refuse_removed(d: dict, removed: dict) -> dict:
+    """``d`` (a config's dict form) without the keys of ``removed`` options that hold their one value;
+    a removed option set to anything else is refused in one line."""
+    for key, value in removed.items():
+        if key in d and _json(d[key]) != _json(value):
+            raise AM3FError(f"option {key}={d[key]!r} was removed after {REMOVED_IN}; use that commit to run it "
+                            f"(git checkout {REMOVED_IN})")
+    return {k: v for k, v in d.items() if k not in removed}
+
+
+def with_recorded(d: dict, recorded: dict) -> dict:
+    """``d`` with each removed option of ``recorded`` (key -> (the key it follows, its value)) where it stood."""
+    out = {}
+    for key, value in d.items():
+        out[key] = value
+        out.update({k: v for k, (after, v) in recorded.items() if after == key})
+    return out
 
 
 @dataclass(frozen=True)
@@ -40,11 +72,9 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 64
     warmup_epochs: float = 3.0  # linear warm-up (capped by capped_warmup), then cosine decay to zero (per step)
-    # loss (am3f.losses): logit adjustment strength, class-prior weight power, label smoothing
+    # loss (am3f.losses): logit adjustment strength, class-prior weight power, label smoothing; the class
+    # priors are the class frequencies of the whole training fold
     tau: float = 1.0
-    # "fold": the class frequencies of the whole training fold; "dataset": of the sample's own source
-    # dataset within the training fold (the source dataset is metadata known at test time too)
-    priors: str = "fold"
     weight_power: float = 0.0
     label_smoothing: float = 0.0
     # augmentation (flow-aware, am3f.augment)
@@ -58,21 +88,12 @@ class TrainConfig:
     # LOSO folds trained together in one batched computation (am3f.train.fit_group, am3f.folds.fold_groups). Part of the
     # recipe, not an execution setting: float rounding differs (slightly) with the group size.
     fold_group: int = 17
-    # sim-to-real pre-training on a synthetic corpus (am3f.pretrain): "synthetic:<subjects>:<epochs>"; "": none
-    pretrain: str = ""
-    # distillation (am3f.runner.teacher_targets, am3f.losses.distillation_loss): loss = (1 - w) LA-CE + w T^2 KL
-    distill_from: tuple[str, ...] = ()
-    distill_weight: float = 0.5
-    distill_temperature: float = 2.0
-    input_norm: str = ""  # "dataset": am3f.data.dataset_normalised per fold (its folds then train one by one)
     # for the peers' published recipes (am3f.peers)
     schedule: str = "cosine"  # one of SCHEDULES
     nesterov: bool = True  # optimizer "sgd" only: Nesterov momentum (0.9 either way)
     drop_last: bool = True  # drop the ragged last batch of an epoch (False: keep it, as a DataLoader does)
 
     def __post_init__(self) -> None:
-        if isinstance(self.distill_from, list):  # as JSON and Python users write it
-            object.__setattr__(self, "distill_from", tuple(self.distill_from))
         problems = recipe_problems(self)
         if problems:
             raise AM3FError("invalid training recipe: " + "; ".join(problems))
@@ -84,20 +105,13 @@ class TrainConfig:
         return bs, (max(1, n // bs) if self.drop_last else math.ceil(n / bs))
 
     def to_dict(self) -> dict:
-        return config_to_dict(self, omit_at_default=("distill_from", "distill_weight", "distill_temperature",
-                                                        "input_norm"))
+        # with the keys of removed options every config.json carries, at their values: run hashes stay as they were
+        return with_recorded(config_to_dict(self), RECORDED_RECIPE_OPTIONS)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        return config_from_dict(cls, {k: v for k, v in d.items() if k not in LEGACY_EXECUTION_KEYS}, "training")
-
-
-def parse_pretrain(spec: str) -> tuple[int, int]:
-    """(subjects, epochs) of a pre-training spec ``"synthetic:<subjects>:<epochs>"``."""
-    match = _PRETRAIN.fullmatch(spec) if isinstance(spec, str) else None
-    if not match:
-        raise AM3FError(f"pretrain {spec!r}: expected 'synthetic:<subjects>:<epochs>', e.g. synthetic:200:10")
-    return int(match.group(1)), int(match.group(2))
+        d = {k: v for k, v in d.items() if k not in LEGACY_EXECUTION_KEYS}
+        return config_from_dict(cls, refuse_removed(d, REMOVED_RECIPE_OPTIONS), "training")
 
 
 def _is_int(v) -> bool:
@@ -124,10 +138,8 @@ _RULES = (
     ("same_class_mix", lambda v: _is_real(v) and 0 <= v <= 1, "a probability in [0, 1]"),
     ("max_shift", lambda v: _is_real(v) and 0 <= v <= 0.5, "a fraction of the image side in [0, 0.5]"),
     ("ema", lambda v: _is_real(v) and 0 <= v < 1, "a decay in [0, 1) (0 = off)"),
-    ("distill_weight", lambda v: _is_real(v) and 0 <= v <= 1, "in [0, 1]"),
-    ("distill_temperature", lambda v: _is_real(v) and v > 0, "a positive finite number"),
 )
-_CHOICES = (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("priors", PRIORS), ("input_norm", INPUT_NORMS))
+_CHOICES = (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES))
 _FLAGS = ("tta_flip", "nesterov", "drop_last")
 
 
@@ -139,19 +151,6 @@ def recipe_problems(cfg: TrainConfig) -> list[str]:
             for name, allowed in _CHOICES if getattr(cfg, name) not in allowed]
     out += [f"{name} must be true or false, got {getattr(cfg, name)!r}" for name in _FLAGS
             if not isinstance(getattr(cfg, name), bool)]
-    if cfg.pretrain:
-        try:
-            parse_pretrain(cfg.pretrain)
-        except AM3FError as exc:
-            out.append(str(exc))
-    if not isinstance(cfg.distill_from, tuple) or not all(isinstance(t, str) for t in cfg.distill_from):
-        out.append(f"distill_from must be a tuple of variant names, got {cfg.distill_from!r}")
-    elif cfg.distill_from:
-        from .zoo import VARIANTS
-
-        unknown = [t for t in cfg.distill_from if t not in VARIANTS]
-        if unknown:
-            out.append(f"distill_from: unknown variant(s) {', '.join(map(repr, unknown))} (`am3f variants`)")
     return out
 
 
@@ -165,7 +164,7 @@ def resolve_variant(name: str, **train_overrides) -> tuple[object, TrainConfig]:
     from .zoo import get_variant
 
     model_cfg, variant_train = get_variant(name)
-    overrides = {k: v for k, v in train_overrides.items() if v is not None}
+    overrides = refuse_removed({k: v for k, v in train_overrides.items() if v is not None}, REMOVED_RECIPE_OPTIONS)
     unknown = sorted(set(overrides) - set(RECIPE_FIELDS))
     if unknown:
         raise AM3FError(f"unknown training recipe field(s): {', '.join(unknown)}")

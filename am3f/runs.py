@@ -1,4 +1,4 @@
-"""Run directories as the CLI, the notebooks, the dev search and the benchmarks all make them: one
+"""Run directories as the CLI, the notebooks and the benchmarks all make them: one
 configuration (:func:`run_config`), one name for it (:func:`config_hash`), one way to start or resume
 a run (:func:`start_run`, :func:`ensure_run`), and a fold's model again (:func:`fold_model`).
 
@@ -299,14 +299,13 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
     run averages several per fold), for Grad-CAM and the explorer on held-out samples.
 
     Runs store predictions, not weights: the fold's group is re-trained through the same recipe
-    function as the run (:func:`am3f.runner.fit_folds`: input normalisation, teachers,
-    pre-training, seeds), which gives exactly the run's models; every model of the group is cached
-    as ``RUN/fold-models/s<seed>_<subject>.pt`` so later calls load it. Returns the model in eval
-    mode; it takes raw (u, v, strain) in [0, 1] (a run's input normalisation is inside it)."""
+    function as the run (:func:`am3f.runner.fit_folds`: rows, seeds, members), which gives exactly
+    the run's models; every model of the group is cached as ``RUN/fold-models/s<seed>_<subject>.pt``
+    so later calls load it. Returns the model in eval mode; it takes raw (u, v, strain) in [0, 1]."""
     import torch
 
     from .folds import fold_names, fold_of, with_split
-    from .runner import InputNormalised, fit_folds, fold_input_normalisation
+    from .runner import fit_folds
     from .zoo import build_model
 
     run_dir = Path(run_dir)
@@ -318,20 +317,17 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
     model_cfg, train_cfg = runner.fold_recipe(data, fold)  # a cross-fitted run: the fold's tuned recipe
     path = run_dir / "fold-models" / f"s{seed}_{fold_names(data)[fold]}.pt"
     if not (cache and path.is_file()):
-        # with input normalisation every fold trains alone (am3f.runner.fit_folds)
-        group = [fold] if train_cfg.input_norm else next(g for g in runner.groups(data) if fold in g)
+        group = next(g for g in runner.groups(data) if fold in g)
         fits = fit_folds(data, group, model_cfg, train_cfg, seed=seed, device=device)
         if not cache:
             return next(f.models[0] for f in fits if f.fold == fold)
         for f in fits:
-            inner = f.models[0].model if isinstance(f.models[0], InputNormalised) else f.models[0]
-            state = {k: v.detach().cpu() for k, v in inner.state_dict().items()}
+            state = {k: v.detach().cpu() for k, v in f.models[0].state_dict().items()}
             atomic_write(run_dir / "fold-models" / f"s{seed}_{fold_names(data)[f.fold]}.pt",
                          lambda p, st=state: torch.save(st, p))
     model = build_model(model_cfg, image_size=data.image_size[0])
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    wrap = fold_input_normalisation(data, fold) if train_cfg.input_norm else {}
-    return (InputNormalised(model, **wrap) if wrap else model).to(device).eval()
+    return model.to(device).eval()
 
 
 # ----------------------------------------------------------------------------- published weights

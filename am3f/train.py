@@ -6,8 +6,8 @@ subject before the end. Per-epoch held-out probabilities may be *recorded* (``ev
 protocol audit only; they never select anything. Class priors for the logit-adjusted loss come from
 each model's training rows only.
 
-What a whole recipe adds around a fit (input normalisation, distillation teachers, pre-training,
-ensemble members, the LOSO folds' rows and seeds) is :mod:`am3f.runner`'s; the optimizer and the
+What a whole recipe adds around a fit (ensemble members, the LOSO folds' rows and seeds) is
+:mod:`am3f.runner`'s; the optimizer and the
 learning-rate schedule are :mod:`am3f.optim`'s; augmentation is :mod:`am3f.augment`'s.
 """
 
@@ -24,7 +24,7 @@ from torch import nn
 
 from .augment import apply_augmentation, draw_augmentation, hflip_flow
 from .data import FlowDataset
-from .losses import class_priors, distillation_loss, logit_adjusted_cross_entropy
+from .losses import class_priors, logit_adjusted_cross_entropy
 from .optim import Schedule, make_optimizer
 from .recipe import TrainConfig
 from .utils import progress
@@ -133,28 +133,17 @@ class WeightAverage:
 
 
 # ----------------------------------------------------------------------------- the loss and the data
-def recipe_loss(logits: torch.Tensor, y: torch.Tensor, priors: torch.Tensor, soft: torch.Tensor, *,
-                cfg: TrainConfig, distill: bool) -> torch.Tensor:
-    """One model's loss: logit-adjusted cross-entropy with the training rows' class ``priors``, blended
-    with distillation towards the teacher probabilities ``soft`` when ``distill``."""
-    loss = logit_adjusted_cross_entropy(logits, y, priors, cfg.tau, cfg.weight_power, cfg.label_smoothing)
-    w = cfg.distill_weight if distill else 0.0
-    if w:
-        loss = (1 - w) * loss + w * distillation_loss(logits, soft, cfg.distill_temperature)
-    return loss
+def recipe_loss(logits: torch.Tensor, y: torch.Tensor, priors: torch.Tensor, *, cfg: TrainConfig) -> torch.Tensor:
+    """One model's loss: logit-adjusted cross-entropy with the training rows' class ``priors``."""
+    return logit_adjusted_cross_entropy(logits, y, priors, cfg.tau, cfg.weight_power, cfg.label_smoothing)
 
 
-def prior_rows(data: FlowDataset, train_sets: Sequence[np.ndarray], n_classes: int, by: str) -> torch.Tensor:
+def prior_rows(data: FlowDataset, train_sets: Sequence[np.ndarray], n_classes: int) -> torch.Tensor:
     """(n_models, len(data), n_classes): the class priors of the logit adjustment for every row of
-    ``data``, from each model's training rows only: of the whole fold, or of the row's source dataset."""
+    ``data``, from each model's training rows only (the class frequencies of the whole fold)."""
     out = torch.empty(len(train_sets), len(data), n_classes)
     for m, rows in enumerate(train_sets):
         out[m] = class_priors(data.labels[rows], n_classes)
-        if by == "dataset":
-            for ds in np.unique(data.datasets):
-                mine = rows[data.datasets[rows] == ds]
-                if len(mine):
-                    out[m, torch.as_tensor(data.datasets == ds)] = class_priors(data.labels[mine], n_classes)
     return out
 
 
@@ -200,17 +189,15 @@ def reporting_epochs(listener: Callable[[int, int], None]):
 
 def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg, train_cfg: TrainConfig, *,
               seed: int = 0, device: torch.device | str = "cpu", eval_sets: Sequence[np.ndarray] | None = None,
-              init_state: dict | None = None, soft_targets: np.ndarray | None = None, threads: int = 1,
-              show_progress: bool = False) -> tuple[list[nn.Module], list[np.ndarray] | None]:
+              threads: int = 1, show_progress: bool = False) -> tuple[list[nn.Module], list[np.ndarray] | None]:
     """Train one model per index array of ``train_sets`` (rows of ``data``), all in ONE batched
     computation (:class:`StackedModels`), with the fixed schedule of ``train_cfg``.
 
     Each model's training does not depend on which others share its group (up to float rounding):
     its data order and augmentation come from its own generator, and the models share their initial
-    weights (``seed``, or ``init_state`` when given) and dropout masks, as one model trained alone
-    with ``seed`` would have. All training sets must need the same steps per epoch
-    (:func:`am3f.folds.fold_groups`). ``soft_targets`` (n_models, len(data), n_classes): each model's
-    teacher probabilities (distillation). ``threads``: torch CPU threads (an execution setting).
+    weights (``seed``) and dropout masks, as one model trained alone with ``seed`` would have. All
+    training sets must need the same steps per epoch (:func:`am3f.folds.fold_groups`). ``threads``:
+    torch CPU threads (an execution setting).
 
     Returns the final models (EMA weights when enabled), in eval mode, and, when ``eval_sets`` (index
     arrays) are given, each model's probabilities on its eval set after every epoch (n_epochs,
@@ -222,17 +209,14 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg, tr
     torch.manual_seed(seed)  # initial weights, then the dropout masks: the same stream a lone model draws
     build = partial(build_model, model_cfg, image_size=data.image_size[0])
     model = build()
-    if init_state is not None:
-        model.load_state_dict(init_state)
     net = SingleModel(model, device) if len(train_sets) == 1 else StackedModels(model, len(train_sets), device)
-    loss_one = partial(recipe_loss, cfg=train_cfg, distill=soft_targets is not None)
+    loss_one = partial(recipe_loss, cfg=train_cfg)
     loss_of = (lambda *a: loss_one(*(t[0] for t in a))[None]) if len(train_sets) == 1 else torch.func.vmap(loss_one)
     x_all = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32)).to(device)
     y_all = torch.from_numpy(data.labels.astype(np.int64)).to(device)
     idx = [torch.as_tensor(np.asarray(i), dtype=torch.long) for i in train_sets]
     gens = [torch.Generator().manual_seed(seed) for _ in idx]  # one stream per model: independent of the group
-    priors = prior_rows(data, train_sets, model_cfg.n_classes, train_cfg.priors).to(device)
-    soft = None if soft_targets is None else torch.as_tensor(np.asarray(soft_targets), dtype=torch.float32).to(device)
+    priors = prior_rows(data, train_sets, model_cfg.n_classes).to(device)
     opt = make_optimizer(list(net.params.values()), train_cfg)
     schedule = Schedule(train_cfg, steps_per_epoch)
     ema = WeightAverage(net.params, train_cfg.ema) if train_cfg.ema > 0 else None
@@ -245,12 +229,11 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg, tr
             schedule.apply(opt, step)
             rows = torch.stack([o[b * bs:(b + 1) * bs] for o in orders])  # (n_models, bs)
             xb, yb = augmented_batch(x_all, y_all, rows, train_cfg, gens)
-            # each row's priors (and teacher probabilities), from its own model's training rows
+            # each row's priors, from its own model's training rows
             per_row = rows.to(device)[:, :, None].expand(-1, -1, priors.shape[-1])
-            row_priors = torch.gather(priors, 1, per_row)  # without distillation it only fills the slot
-            row_soft = row_priors if soft is None else torch.gather(soft, 1, per_row)
+            row_priors = torch.gather(priors, 1, per_row)
             # summed over models: each model's gradient is the gradient of its own mean loss
-            per_model = loss_of(net(xb), yb, row_priors, row_soft)
+            per_model = loss_of(net(xb), yb, row_priors)
             loss = per_model.sum()
             epoch_loss += per_model.detach()
             opt.zero_grad(set_to_none=True)
@@ -287,8 +270,7 @@ def refuse_non_finite(epoch_loss: torch.Tensor, data: FlowDataset, train_sets: S
 
 
 def fit(data: FlowDataset, model_cfg, train_cfg: TrainConfig, *, seed: int = 0, device: torch.device | str = "cpu",
-        eval_x: np.ndarray | None = None, init_state: dict | None = None,
-        show_progress: bool = False) -> tuple[nn.Module, np.ndarray | None]:
+        eval_x: np.ndarray | None = None, show_progress: bool = False) -> tuple[nn.Module, np.ndarray | None]:
     """Train one model on all of ``data`` with the fixed schedule (a group of one, see
     :func:`fit_group`). Returns the final model and, if ``eval_x`` is given, its probabilities on
     eval_x after every epoch (audit only)."""
@@ -298,11 +280,10 @@ def fit(data: FlowDataset, model_cfg, train_cfg: TrainConfig, *, seed: int = 0, 
                              np.r_[data.subjects, ["_eval"] * n_eval], np.r_[data.datasets, ["_eval"] * n_eval],
                              np.r_[data.sample_ids, [f"_eval{i}" for i in range(n_eval)]])
         models, scores = fit_group(joined, [np.arange(len(data))], model_cfg, train_cfg, seed=seed, device=device,
-                                   eval_sets=[np.arange(len(data), len(joined))], init_state=init_state,
-                                   show_progress=show_progress)
+                                   eval_sets=[np.arange(len(data), len(joined))], show_progress=show_progress)
         return models[0], scores[0]
     models, _ = fit_group(data, [np.arange(len(data))], model_cfg, train_cfg, seed=seed, device=device,
-                          init_state=init_state, show_progress=show_progress)
+                          show_progress=show_progress)
     return models[0], None
 
 
@@ -312,8 +293,7 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, device: torch.device
             batch_size: int = 512, tta_flip: bool = False) -> np.ndarray:
     """Class probabilities (n, n_classes) of flow images x (n, 3, H, W) in [0, 1], (u, v, strain).
 
-    ``tta_flip``: average with the prediction of the mirrored flow (maps mirrored, u negated); a model
-    whose input is transformed inside it mirrors in its own input space (``mirrored_logits``)."""
+    ``tta_flip``: average with the prediction of the mirrored flow (maps mirrored, u negated)."""
     model.eval()
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
     out = []
@@ -321,7 +301,6 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, device: torch.device
         xb = x[i:i + batch_size].to(device)
         p = torch.softmax(model(xb).double(), dim=1)
         if tta_flip:
-            mirrored = model.mirrored_logits(xb) if hasattr(model, "mirrored_logits") else model(hflip_flow(xb))
-            p = 0.5 * (p + torch.softmax(mirrored.double(), dim=1))
+            p = 0.5 * (p + torch.softmax(model(hflip_flow(xb)).double(), dim=1))
         out.append(p.cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.cfg.n_classes))

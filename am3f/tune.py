@@ -39,7 +39,7 @@ N_SPLITS = 5  # subject-grouped CV folds inside a half
 OUR_LR = DEFAULT_TRAIN.lr
 OUR_OTHER_LR = 1e-3  # AM3F-FlowNet (and a user's model) has no published recipe: a tenth of ours, declared
 MAX_CANDIDATES = 64  # declared: a larger grid runs only when asked for by --max-candidates (each costs 2 CVs)
-NOT_TUNABLE = ("fold_group", "distill_from", "pretrain")  # how folds are grouped, and recipes of other models
+NOT_TUNABLE = ("fold_group",)  # how folds are grouped: an execution setting, not part of what is learned
 
 
 # ----------------------------------------------------------------------------- the search space

@@ -1,6 +1,6 @@
-"""The composite tables (figures/results, ablations, cross_database: engine revision 2, 2026-12-05) regenerate from their committed
-evidence (figures/runs/composite/, figures/runs/cross_database/) alone, byte for byte, with the hold-out
-half's UF1 on every row; the evidence script refuses what it cannot use in one line."""
+"""The composite tables (figures/results, ablations, cross_database: engine revision 2, 2026-12-05) regenerate from
+their committed evidence (figures/runs/composite/, figures/runs/cross_database/) alone, byte for byte, with the
+hold-out half's UF1 on every row; the evidence script refuses what it cannot use in one line."""
 
 from __future__ import annotations
 

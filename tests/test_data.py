@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from am3f.data import CLASS_NAMES, FlowDataset, load_flow_dataset, parse_index_ranges, resolve_root
+from am3f.data import CLASS_NAMES, load_flow_dataset, parse_index_ranges, resolve_root
 from am3f.errors import DataError
 
 from conftest import write_fake_composite
@@ -170,26 +170,3 @@ def test_fold_ranges():
 
 def test_class_names_are_megc_order():
     assert CLASS_NAMES == ("negative", "positive", "surprise")
-
-
-def test_dataset_normalisation_uses_training_rows_only():
-    from am3f.data import dataset_normalised
-
-    rng = np.random.default_rng(0)
-    n = 24
-    x = rng.random((n, 3, 8, 8), dtype=np.float32)
-    datasets = np.array(["a"] * 12 + ["b"] * 12)
-    x[datasets == "b"] = 0.2 + 0.5 * x[datasets == "b"]  # dataset b: another offset and spread
-    data = FlowDataset(x=x, labels=np.zeros(n, np.int64), subjects=np.repeat([f"s{i}" for i in range(6)], 4),
-                       datasets=datasets, sample_ids=np.array([f"id{i}" for i in range(n)]))
-    train = np.flatnonzero(data.subjects != "s5")  # s5 (dataset b) held out
-    out = dataset_normalised(data, train)
-    pooled = x[train].mean((0, 2, 3)), x[train].std((0, 2, 3))
-    for name in ("a", "b"):
-        own = train[datasets[train] == name]
-        np.testing.assert_allclose(out.x[own].mean((0, 2, 3)), pooled[0], atol=1e-5)
-        np.testing.assert_allclose(out.x[own].std((0, 2, 3)), pooled[1], atol=1e-4)
-    changed = data.x.copy()
-    changed[data.subjects == "s5"] += 0.3  # the held-out images play no part in the transform
-    other = dataset_normalised(FlowDataset(changed, data.labels, data.subjects, data.datasets, data.sample_ids), train)
-    np.testing.assert_allclose(other.x[train], out.x[train], atol=1e-6)

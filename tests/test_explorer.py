@@ -98,3 +98,24 @@ def test_display_has_a_static_picture_and_stable_text(partial):
     nb = nbformat.v4.new_notebook(cells=[cell])
     reproduce.normalise(nb)
     assert set(nb.cells[0].outputs[0].data) == {"image/png", "text/plain"}
+
+
+def test_the_screen_says_why_cam_is_off_and_that_the_run_is_partial(partial):
+    run, data = partial
+    ui = explorer.explorer(run, data, model_for_subject=lambda subject: None, show=False)
+    notes = ui.children[2].value
+    assert "CAM starts off" in notes and "re-trained" in notes
+    assert "Partial run" in notes and "2 subject(s)" in notes
+    assert "Partial run" in ui.static_text
+
+
+def test_the_table_names_classes_and_follows_the_chosen_sample(partial, capsys):
+    run, data = partial
+    ui = explorer.explorer(run, data, show=False)
+    _, _, samp, _, _ = _controls(ui)
+    other = [s for s in samp.options if s != samp.value][0]
+    capsys.readouterr()
+    samp.value = other   # outside a kernel the explorer's output area prints: the figure, then the table
+    table = explorer.sample_table(run, data, other)
+    assert capsys.readouterr().out.rstrip().endswith(repr(table))
+    assert set(table.df["true"]) <= set(data.class_names) and set(table.df["pred"]) <= set(data.class_names)

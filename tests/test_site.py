@@ -100,3 +100,18 @@ def test_site_checker_catches_broken_links_and_network_assets(tmp_path):
                      "broken asset _images/missing.png", "s.css: loads from the network", "missing page README.html"):
         assert expected in problems, (expected, problems)
     assert "example.org/\"" not in problems and "#top" not in problems
+
+
+def test_docs_pages_are_in_the_navigation_with_human_titles(site):
+    mod, html = site
+    front = (html / "README.html").read_text()
+    for page in mod.docs_pages():
+        assert f'href="docs/{page}.html"' in front, page
+    # titles come from headings or a mapping, never a raw file name such as "cross_database"
+    for page in list((html / "figures").glob("*.html")) + list((html / "docs").glob("*.html")):
+        title = re.search(r"<title>(.*?) - ", page.read_text()).group(1)
+        assert "_" not in title and title != page.stem, (page.name, title)
+    # no default highlight language: text blocks are not coloured as Python
+    assert "highlight-python" not in front and "highlight-default" not in front
+    api = (html / "docs" / "api.html").read_text()
+    assert 'id="module-am3f.cli"' in api and '<dl class="py' in api

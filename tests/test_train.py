@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -241,59 +240,3 @@ def test_augmentation_is_blend_then_mirror_then_shift_bit_for_bit():
         before = x[m].clone()
         assert torch.equal(apply_augmentation(x[m], c, tc), step)
         assert torch.equal(x[m], before)  # the caller's batch is left as it was (the blend and u work in place)
-
-
-# ----------------------------------------------------------------------------- distillation
-def test_distillation_loss_is_zero_only_when_the_student_matches_the_teachers():
-    from am3f.losses import distillation_loss
-
-    q = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
-    for t in (1.0, 2.0):
-        assert float(distillation_loss(torch.log(q), q, t)) < 1e-6  # logits = log q: the same distribution
-        assert float(distillation_loss(torch.zeros(2, 3), q, t)) > 0.01
-    z = torch.zeros(2, 3, requires_grad=True)
-    distillation_loss(z, q, 2.0).backward()
-    assert z.grad[0, 0] < 0 and z.grad[1, 2] < 0  # gradient descent raises the teachers' favourite class
-
-
-def test_teacher_targets_come_from_teachers_trained_on_the_training_rows_only():
-    from am3f.runner import teacher_targets
-
-    data = make_data(n_subjects=4)
-    sets = [np.flatnonzero(data.subjects != s) for s in data.subject_ids[:2]]
-    soft = teacher_targets(data, sets, ("ststnet",), seed=3)
-    assert soft.shape == (2, len(data), 3)
-    for m, rows in enumerate(sets):
-        np.testing.assert_allclose(soft[m, rows].sum(1), 1.0, atol=1e-6)
-        held_out = np.setdiff1d(np.arange(len(data)), rows)
-        assert not soft[m, held_out].any()  # no teacher ever predicts the held-out subject
-    np.testing.assert_array_equal(soft, teacher_targets(data, sets, ("ststnet",), seed=3))  # deterministic
-
-
-def test_distillation_changes_the_student_and_is_recorded_in_the_recipe(tmp_path):
-    data = make_data(n_subjects=3)
-    mc, tc = resolve_variant("full", **TINY)
-    _, kd = resolve_variant("full", **TINY, distill_from=("ststnet",), distill_weight=0.9)
-    assert TrainConfig.from_dict(json.loads(json.dumps(kd.to_dict()))) == kd
-    plain = run_loso(data, TrainRunner(mc, tc), tmp_path / "plain", seeds=[0], show_progress=False)
-    distilled = run_loso(data, TrainRunner(mc, kd), tmp_path / "kd", seeds=[0], show_progress=False)
-    from am3f.rundir import merge_run
-
-    a, b = merge_run(plain), merge_run(distilled)
-    assert len(a) == len(b) == len(data)
-    cols = [c for c in a.columns if c.startswith("score_")]
-    assert len(cols) == 3 and not np.allclose(a[cols].to_numpy(), b[cols].to_numpy())
-
-
-def test_dataset_input_normalisation_runs_fold_by_fold(tmp_path):
-    from am3f.errors import AM3FError
-    from am3f.rundir import merge_run
-
-    data = make_data(n_subjects=3)
-    mc, tc = resolve_variant("full", **TINY, input_norm="dataset")
-    preds = merge_run(run_loso(data, TrainRunner(mc, tc), tmp_path / "n", seeds=[0], show_progress=False))
-    assert len(preds) == len(data)
-    assert TrainConfig.from_dict(json.loads(json.dumps(tc.to_dict()))) == tc
-    assert "input_norm" not in TrainConfig().to_dict()  # absent at its default: older run directories resume
-    with pytest.raises(AM3FError, match="input_norm"):
-        TrainRunner(mc, resolve_variant("full", **TINY, input_norm="subject")[1]).run_group(data, [0], seed=0)

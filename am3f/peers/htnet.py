@@ -71,7 +71,7 @@ from .common import PeerConfigMixin, resize_to
 # The authors' fallback landmarks after clipping to [7, 21] and int truncation, in their (row, col)
 # use, and the order their mosaic takes them: [0 | 1] over [3 | 4] (see the module docstring), i.e.
 # (9, 11) image-left eye, (21, 10) image-left mouth corner, (10, 21) right eye, (20, 21) right mouth
-# corner. Defined once, in am3f.model.FACE_REGIONS (AM3F-FlowNet's optional region windows use them too).
+# corner. Defined in am3f.model.FACE_REGIONS, beside the 28x28 geometry they refer to.
 REGION_CENTRES: tuple[tuple[int, int], ...] = tuple(
     FACE_REGIONS[name] for name in ("left_eye", "left_mouth", "right_eye", "right_mouth"))
 HALF = 7  # crops are 14x14
