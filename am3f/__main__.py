@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from am3f.app.cli import main
 
 sys.exit(main())

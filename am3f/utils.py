@@ -19,7 +19,7 @@ def pick_device(requested: str = "auto") -> torch.device:  # noqa: F821
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        from .errors import AM3FError
+        from am3f.errors import AM3FError
 
         raise AM3FError(f"device {requested!r} requested but CUDA is not available")
     return torch.device(requested)
@@ -162,7 +162,7 @@ def config_from_dict(cls: type[T], d: dict, what: str) -> T:
     """A config dataclass from its JSON form (lists back to tuples); unknown keys are an error."""
     from dataclasses import fields
 
-    from .errors import AM3FError
+    from am3f.errors import AM3FError
 
     unknown = set(d) - {f.name for f in fields(cls)}
     if unknown:

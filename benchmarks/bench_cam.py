@@ -3,7 +3,7 @@ and is it faithful to the model?
 
     python benchmarks/bench_cam.py [--seeds 0 1 2] [--data DIR] [--real-folds 8] [--runs DIR] [--compare]
 
-Prints, for the default method of am3f.gradcam, one line per branch:
+Prints, for the default method of am3f.results.gradcam, one line per branch:
 
     branch <u|v|strain> mass-ratio <x> deletion-auc <y> random-auc <z>
 
@@ -18,7 +18,7 @@ Prints, for the default method of am3f.gradcam, one line per branch:
 
 Then the details: 95% bootstrap intervals, sample counts, per class, and the same restricted to
 samples where MOFRW gives the branch a weight of at least 0.1. ``--compare`` also runs every candidate
-method x layer of am3f.cam_eval.CANDIDATES (the table in docs/design-choices.md; minutes per seed).
+method x layer of am3f.results.cam_eval.CANDIDATES (the table in docs/design-choices.md; minutes per seed).
 Fold models are cached in RUNS/<variant>-<hash>/models (shared with the notebooks).
 """
 
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from am3f import cam_eval, gradcam
-from am3f.data import load_flow_dataset
-from am3f.notebook import synthetic_data
+from am3f.app.notebook import synthetic_data
+from am3f.data.dataset import load_flow_dataset
+from am3f.results import cam_eval, gradcam
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ Prints:
 1. mean end-point error (px) of u, v on procedural-face pairs with AU-like motion of 0.5-2 px
    (128x128 frames, 8-px border ignored) and single-process pairs/s of compute_flow, per method;
 2. end-to-end extraction throughput (read frames, crop, TV-L1, write PNG) of a fake CASME II-style
-   tree of 128x128 frames with ``am3f.extract.extract`` and --workers 1 and 2;
+   tree of 128x128 frames with ``am3f.flow.extract.extract`` and --workers 1 and 2;
 3. Pearson r of our 28x28 images of the two real GIF pairs vs the community reference images
    (when ../shared/data or $AM3F_SHARED is present).
 """
@@ -27,8 +27,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from am3f.flow import METHODS, compare_to_reference, compute_flow, endpoint_error, flow_to_image  # noqa: E402
-from am3f.synth import _to_uint8, displacement, make_identity, make_pair, render_face  # noqa: E402
+from am3f.flow.optical_flow import METHODS, compare_to_reference, compute_flow, endpoint_error, flow_to_image  # noqa: E402
+from am3f.flow.synth import _to_uint8, displacement, make_identity, make_pair, render_face  # noqa: E402
 
 AUS = ("AU12", "AU4", "AU15", "AU1+2", "AU26")
 
@@ -81,7 +81,7 @@ def fake_casme_tree(root: Path, n_clips: int, size: int = 128) -> None:
 
 def bench_extract(n_clips: int, workers_list=(1, 2)) -> None:
     from am3f.errors import DataError
-    from am3f.extract import extract
+    from am3f.flow.extract import extract
 
     print(f"2) extraction throughput: {n_clips} onset/apex pairs of 128x128 jpg, TV-L1 defaults, "
           f"no face detector (CASME II default)")
@@ -104,7 +104,7 @@ def bench_extract(n_clips: int, workers_list=(1, 2)) -> None:
 
 
 def bench_reference() -> None:
-    from am3f.frames import load_pair
+    from am3f.flow.frames import load_pair
 
     shared = Path(os.environ.get("AM3F_SHARED", REPO.parent / "shared" / "data"))
     if not (shared / "real-onset-apex").is_dir():
@@ -122,8 +122,8 @@ def bench_reference() -> None:
 
 
 def bench_synth() -> None:
-    from am3f.data import load_flow_dataset
-    from am3f.synth import generate_synthetic
+    from am3f.data.dataset import load_flow_dataset
+    from am3f.flow.synth import generate_synthetic
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()

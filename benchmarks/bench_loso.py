@@ -13,9 +13,9 @@ and matrix products). ``--paths`` trains seeds with the sequential and the batch
 them paired on the same subjects (``am3f compare``): batching must not move accuracy beyond seed noise.
 
 For every model and seed: the full leave-one-subject-out run (68 folds on the composite set) with the
-fixed schedule declared in am3f.train (no epoch picking, no tuning on held-out subjects). Prints
+fixed schedule declared in am3f.training.fit (no epoch picking, no tuning on held-out subjects). Prints
 composite and per-dataset UF1 / UAR (mean ± std over seeds), the same scores on the half of the
-subjects never used for development (am3f.development.holdout_subjects), wall time per seed, parameter
+subjects never used for development (am3f.protocol.development.holdout_subjects), wall time per seed, parameter
 count and device. Run directories: RUNS/am3f-composite and RUNS/ststnet-scratch-composite (resumable;
 `am3f score RUN_DIR` rescores them).
 
@@ -36,15 +36,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from am3f.data import load_dataset
-from am3f.development import dev_subjects, holdout_subjects
-from am3f.loso import start_workers_early, usable_cores
-from am3f.metrics import megc_scores, summarize
-from am3f.recipe import resolve_variant
-from am3f.rundir import merge_run
-from am3f.runs import run_config, start_run
+from am3f.data.dataset import load_dataset
+from am3f.models.registry import build_model, count_parameters
+from am3f.protocol.development import dev_subjects, holdout_subjects
+from am3f.protocol.engine import start_workers_early, usable_cores
+from am3f.protocol.launch import run_config, start_run
+from am3f.protocol.metrics import megc_scores, summarize
+from am3f.protocol.run_folder import merge_run
+from am3f.training.recipe import resolve_variant
 from am3f.utils import pick_device
-from am3f.zoo import build_model, count_parameters
 
 MODELS = {"am3f": ("full", "am3f-composite"), "ststnet": ("ststnet", "ststnet-scratch-composite")}
 
@@ -65,7 +65,7 @@ def half_scores(preds, subjects: list[str]) -> dict[str, list[float]]:
 
 
 def run_dev_cv(args: argparse.Namespace) -> int:
-    from am3f.development import dev_cv
+    from am3f.protocol.development import dev_cv
 
     data = load_dataset(args.data)
     dev = dev_subjects(data)
@@ -99,7 +99,7 @@ def train_flops_per_sample(variant: str, image_size: int = 28, batch: int = 64) 
 
 def seed_work(data, train_cfg, folds: list[int]) -> tuple[int, int]:
     """(training sample-steps, evaluated test samples incl. the per-epoch audit and the mirror) of one seed."""
-    from am3f.folds import fold_rows
+    from am3f.protocol.folds import fold_rows
 
     steps = evals = 0
     for k in folds:
@@ -113,8 +113,8 @@ def seed_work(data, train_cfg, folds: list[int]) -> tuple[int, int]:
 def run_speed(args: argparse.Namespace) -> int:
     import tempfile
 
-    from am3f.data import parse_index_ranges
-    from am3f.metrics import megc_scores
+    from am3f.data.dataset import parse_index_ranges
+    from am3f.protocol.metrics import megc_scores
 
     start_workers_early(2)  # as `am3f loso` does: the 2-worker path finds its workers' fork server ready
     data = load_dataset(args.data)
@@ -153,7 +153,7 @@ def run_speed(args: argparse.Namespace) -> int:
 
 def run_paths(args: argparse.Namespace) -> int:
     """The sequential and the batched path, same seeds, compared paired on the same subjects."""
-    from am3f.stats import compare_runs, format_comparison
+    from am3f.results.stats import compare_runs, format_comparison
 
     data = load_dataset(args.data)
     runs = {}
@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fresh", action="store_true", help="delete existing run directories first")
     ap.add_argument("--dev-cv", nargs="+", metavar="VARIANT", default=None,
                     help="instead of LOSO: subject-grouped 5-fold CV inside the development half only "
-                         "(am3f.development.dev_cv) for these variants -- the evidence used to choose the design")
+                         "(am3f.protocol.development.dev_cv) for these variants -- the evidence used to choose "
+                         "the design")
     ap.add_argument("--dev-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--speed", action="store_true", help="time the LOSO engine (sequential vs batched, 1 vs 2 workers)")
     ap.add_argument("--paths", action="store_true",
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     folds = None
     if args.folds:
-        from am3f.data import parse_index_ranges
+        from am3f.data.dataset import parse_index_ranges
 
         folds = parse_index_ranges(args.folds, len(data.subject_ids))
     print(data.describe())

@@ -6,7 +6,7 @@
     python benchmarks/bench_peers.py --quick                 # am3f, ststnet, rcn; 2 synthetic folds, 1 epoch
     python benchmarks/bench_peers.py --profile --groups 1,4 --folds 0-3 --epochs 1   # where the time goes
 
-Default mode: for every architecture of the registry (am3f.zoo.ARCHITECTURES; the full HTNet only when
+Default mode: for every architecture of the registry (am3f.models.registry.ARCHITECTURES; the full HTNet only when
 named) and every recipe asked for (``ours``: the variant named like the architecture, our declared schedule;
 ``authors``: its ``<arch>-authors`` variant, where one is declared), the same LOSO work (the same folds, the
 same epochs, the held-out subject predicted after every epoch) is timed side by side in one run:
@@ -16,7 +16,7 @@ same epochs, the held-out subject predicted after every epoch) is timed side by 
     epoch a pass over the loader then an evaluation of the test subject; one process with torch's default
     threads. It computes the same recipe as the engine (augmentation, logit-adjusted loss, learning-rate
     schedule, test-time mirror, from am3f's own functions), one model at a time;
-(b) **am3f engine** with its defaults (:func:`am3f.runs.start_run`, what ``am3f loso`` runs): the
+(b) **am3f engine** with its defaults (:func:`am3f.protocol.launch.start_run`, what ``am3f loso`` runs): the
     variant's declared fold grouping, ``--workers`` single-threaded worker processes (default: every
     usable core), the per-epoch audit recorded.
 
@@ -25,7 +25,7 @@ average, since the machine may be shared. ``--repeat N`` times everything N time
 
 ``--groups 1,4,17``: the engine alone, ONE single-threaded process (``--workers 1``), each recipe with
 its ``fold_group`` set to each size: seconds per fold for each size and the fastest. These are the
-measurements behind the declared groups of the registry (am3f.zoo, docs/design-choices.md).
+measurements behind the declared groups of the registry (am3f.models.registry, docs/design-choices.md).
 
 Not a test: figures depend on the machine. No timed assertion anywhere uses them.
 """
@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from am3f.data import load_dataset, parse_index_ranges
+from am3f.data.dataset import load_dataset, parse_index_ranges
 from am3f.errors import AM3FError
-from am3f.folds import fold_names, fold_rows
-from am3f.zoo import ARCHITECTURES, VARIANTS
+from am3f.models.registry import ARCHITECTURES, VARIANTS
+from am3f.protocol.folds import fold_names, fold_rows
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "megc2019-composite"
@@ -78,10 +78,10 @@ def plain_fold(data, fold: int, model_cfg, train_cfg, *, seed: int, device: torc
     probabilities of the test rows."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from am3f.augment import apply_augmentation, draw_augmentation, hflip_flow
-    from am3f.losses import class_priors, logit_adjusted_cross_entropy
-    from am3f.optim import Schedule, make_optimizer
-    from am3f.zoo import build_model
+    from am3f.models.registry import build_model
+    from am3f.training.augment import apply_augmentation, draw_augmentation, hflip_flow
+    from am3f.training.losses import class_priors, logit_adjusted_cross_entropy
+    from am3f.training.optim import Schedule, make_optimizer
 
     train, test = fold_rows(data, fold)
     torch.manual_seed(seed)
@@ -119,10 +119,10 @@ def plain_fold(data, fold: int, model_cfg, train_cfg, *, seed: int, device: torc
 
 
 def time_plain(data, folds: list[int], variant: str, epochs: int, *, seed: int, device: torch.device) -> float:
-    from am3f.recipe import resolve_variant
+    from am3f.training.recipe import resolve_variant
 
     model_cfg, train_cfg = resolve_variant(variant, epochs=epochs)
-    from am3f.loso import usable_cores
+    from am3f.protocol.engine import usable_cores
 
     torch.set_num_threads(usable_cores())  # a script's process: torch's default, every usable core
     synchronise(device)
@@ -138,7 +138,7 @@ def time_engine(data, folds: list[int], variant: str, epochs: int, *, seed: int,
                 workers: int, **overrides) -> tuple[float, int]:
     """(wall seconds, folds trained) of ``am3f loso --folds`` with its defaults (``overrides``: recipe
     fields, e.g. fold_group). A group is computed whole, so the engine may train more folds than asked."""
-    from am3f.runs import run_config, runner_of, start_run
+    from am3f.protocol.launch import run_config, runner_of, start_run
 
     config = run_config(data, variant=variant, epochs=epochs, **overrides)
     trained = sum(len(g) for g in runner_of(config).groups(data) if set(g) & set(folds))
@@ -229,8 +229,8 @@ def profile_fit(data, folds: list[int], variant: str, epochs: int, group: int) -
     dispatch, vmap's batching rules between ops)."""
     from torch.profiler import ProfilerActivity, profile
 
-    from am3f.recipe import resolve_variant
-    from am3f.train import fit_group
+    from am3f.training.fit import fit_group
+    from am3f.training.recipe import resolve_variant
 
     model_cfg, train_cfg = resolve_variant(variant, epochs=epochs, fold_group=group)
     sets = [fold_rows(data, k)[0] for k in folds]
@@ -279,7 +279,7 @@ def warm_up() -> None:
 
 
 def resolve_epochs(variant: str) -> int:
-    from am3f.recipe import resolve_variant
+    from am3f.training.recipe import resolve_variant
 
     return resolve_variant(variant)[1].epochs
 
@@ -293,7 +293,7 @@ def spread(values: list[float], fmt: str = ".1f") -> str:
 
 # ----------------------------------------------------------------------------- command line
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from am3f.loso import usable_cores
+    from am3f.protocol.engine import usable_cores
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", default=None, help=f"a composite-layout folder (default: {REAL_DATA} if present, "
@@ -338,7 +338,7 @@ def load(args):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from am3f.loso import start_workers_early
+    from am3f.protocol.engine import start_workers_early
     from am3f.utils import pick_device
 
     args = parse_args(argv)

@@ -17,9 +17,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from am3f import leaderboard, rundir, tables, writers
+from am3f.app.reproduce import ABLATION_VARIANTS_FULL
 from am3f.errors import AM3FError
-from am3f.reproduce import ABLATION_VARIANTS_FULL
+from am3f.protocol import run_folder as rundir
+from am3f.results import leaderboard, tables, writers
 
 CROSS_VARIANTS = ("full", "ststnet", "rcn", "offapexnet", "htnet-small", "dualinception")
 COMPOSITE = Path("runs") / "composite"

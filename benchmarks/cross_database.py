@@ -15,9 +15,9 @@ import os
 import time
 from pathlib import Path
 
-from am3f import leaderboard, writers
-from am3f.data import load_dataset
-from am3f.runs import ensure_run
+from am3f.data.dataset import load_dataset
+from am3f.protocol.launch import ensure_run
+from am3f.results import leaderboard, writers
 
 VARIANTS = ("full", "ststnet", "rcn", "offapexnet", "htnet-small", "dualinception")
 

@@ -1,5 +1,5 @@
 """Why does htnet-small not learn under our declared schedule? A learning-rate diagnosis on the
-development half only (subject-grouped 5-fold CV, am3f.development.dev_cv; the untouched half and
+development half only (subject-grouped 5-fold CV, am3f.protocol.development.dev_cv; the untouched half and
 the LOSO test subjects are never looked at). Everything but the learning rate is our schedule.
 
     python benchmarks/diagnose_htnet_lr.py [--data DIR] [--lrs 1e-2 1e-3 2e-4] [--seeds 0 1]
@@ -13,10 +13,10 @@ import argparse
 import os
 import time
 
-from am3f.data import load_flow_dataset
-from am3f.development import dev_cv
-from am3f.loso import usable_cores
-from am3f.recipe import resolve_variant
+from am3f.data.dataset import load_flow_dataset
+from am3f.protocol.development import dev_cv
+from am3f.protocol.engine import usable_cores
+from am3f.training.recipe import resolve_variant
 
 
 def main(argv: list[str] | None = None) -> int:

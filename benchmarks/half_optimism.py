@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from am3f import leaderboard, rundir, writers
+from am3f.protocol import run_folder as rundir
+from am3f.results import leaderboard, writers
 
 ORDER = ("full", "ststnet", "rcn", "offapexnet", "dualinception", "htnet-small")
 CAPTION = ("How optimistic is the development half? UF1 on all subjects, on the hold-out half (the clean score) and on "

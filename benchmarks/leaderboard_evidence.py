@@ -4,7 +4,7 @@
     python benchmarks/leaderboard_evidence.py --from-evidence [--out figures]   # from figures/runs/ alone
 
 ``--runs``: the runs folder of ``am3f reproduce --profile leaderboard --data ../shared/data/megc2019-composite``.
-The board's runs are found there exactly as notebook 09 finds them (:func:`am3f.leaderboard.board_runs` with
+The board's runs are found there exactly as notebook 09 finds them (:func:`am3f.results.leaderboard.board_runs` with
 the profile's parameters and the committed tunings; nothing is trained when they are all there), and each
 one's config.json, run.json and predictions.csv (ids, subjects, labels, predictions and class scores: no
 image content) plus, where the run recorded per-epoch test scores, the oracle's per-sample predictions
@@ -19,9 +19,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from am3f import leaderboard, rundir, writers
+from am3f.app.reproduce import LEADERBOARD_FULL, TUNED_FULL
 from am3f.errors import AM3FError
-from am3f.reproduce import LEADERBOARD_FULL, TUNED_FULL
+from am3f.protocol import run_folder as rundir
+from am3f.results import leaderboard, writers
 
 REPO = Path(__file__).resolve().parents[1]
 EVIDENCE = Path("runs") / "leaderboard"
@@ -30,7 +31,7 @@ ROWS = tuple(f"{a}-tuned" for a in TUNED_FULL) + ("ensemble",) + tuple(LEADERBOA
 
 
 def save(runs_dir: Path, data_root: Path, dest: Path) -> None:
-    from am3f.data import load_dataset
+    from am3f.data.dataset import load_dataset
 
     data = load_dataset(data_root)
     if data.synthetic:

@@ -22,9 +22,10 @@ import os
 import time
 from pathlib import Path
 
-from am3f import leaderboard, rundir, writers
-from am3f.data import load_dataset, select_datasets
-from am3f.runs import ensure_run
+from am3f.data.dataset import load_dataset, select_datasets
+from am3f.protocol import run_folder as rundir
+from am3f.protocol.launch import ensure_run
+from am3f.results import leaderboard, writers
 
 VARIANTS = ("full", "ststnet", "rcn", "offapexnet", "dualinception", "htnet-small")
 DATABASES = ("casme2", "samm", "smic")

@@ -5,7 +5,7 @@ search on training subjects only (cross-fitted, `am3f tune`), their ensemble, an
         [--tuned am3f ststnet ...] [--variants ststnet-authors full ...] [--seeds 0]
         [--row-seeds '{"am3f-tuned": [0, 1]}']
 
-Prints those rows of the leaderboard (:func:`am3f.leaderboard.board_runs`, the function notebook 09
+Prints those rows of the leaderboard (:func:`am3f.results.leaderboard.board_runs`, the function notebook 09
 uses: the written leaderboard is notebook 09's, `am3f reproduce --profile leaderboard`) and writes
 OUT/tuning.{md,tex,csv}: per architecture and half, the recipe chosen, its inner-CV UF1 beside our
 declared schedule's (the grid's first candidate) and the seconds the tuning took. Tunings missing
@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from am3f import leaderboard, writers
-from am3f.data import load_dataset
+from am3f.data.dataset import load_dataset
+from am3f.results import leaderboard, writers
 
 TUNED = ("am3f", "ststnet", "rcn", "htnet-small", "offapexnet", "dualinception")
 
 
 def tuning_table(tuning_dir: Path, archs) -> pd.DataFrame:
     """Per architecture and half: the chosen recipe, its CV UF1, the declared schedule's CV UF1, seconds."""
-    from am3f.zoo import display_name
+    from am3f.models.registry import display_name
 
     rows = []
     for arch in archs:

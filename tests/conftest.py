@@ -60,7 +60,7 @@ class EpochRunner:
         self.n_epochs = n_epochs
 
     def __call__(self, train, test, *, seed, fold):
-        from am3f.rundir import FoldOutput
+        from am3f.protocol.run_folder import FoldOutput
 
         rng = np.random.default_rng([seed, fold])
         epochs = rng.dirichlet(np.ones(3), size=(self.n_epochs, len(test)))
@@ -85,8 +85,8 @@ def two_dataset_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def run_dir(two_dataset_root: Path, tmp_path: Path) -> Path:
     """A finished two-seed toy LOSO run with per-epoch scores."""
-    from am3f.data import load_flow_dataset
-    from am3f.loso import run_loso
+    from am3f.data.dataset import load_flow_dataset
+    from am3f.protocol.engine import run_loso
 
     data = load_flow_dataset(two_dataset_root)
     return run_loso(data, EpochRunner(), tmp_path / "run", seeds=[0, 1], config={"model": "toy", "variant": "full"},

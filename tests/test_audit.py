@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from am3f import audit
-from am3f.metrics import megc_scores
-from am3f.rundir import load_epoch_scores, load_run
+from am3f.protocol.metrics import megc_scores
+from am3f.protocol.run_folder import load_epoch_scores, load_run
+from am3f.results import audit
 
 
 def test_best_epoch_picks_the_most_accurate_epoch_per_fold(run_dir):

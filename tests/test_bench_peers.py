@@ -13,8 +13,8 @@ import re
 import pytest
 import torch
 
-from am3f.recipe import DEFAULT_TRAIN, resolve_variant
-from am3f.zoo import ARCHITECTURES, VARIANTS
+from am3f.models.registry import ARCHITECTURES, VARIANTS
+from am3f.training.recipe import DEFAULT_TRAIN, resolve_variant
 
 from conftest import REPO
 
@@ -43,8 +43,8 @@ def test_side_by_side_timing_of_the_plain_loop_and_the_engine(bench, tmp_path):
 def test_the_plain_loop_learns_the_recipe_it_is_given(bench):
     """The plain loop is a real training loop: after 5 epochs of our recipe its predictions differ from the
     untrained model's, and they are probabilities of the held-out subject's rows."""
-    from am3f.data import load_dataset
-    from am3f.folds import fold_rows
+    from am3f.data.dataset import load_dataset
+    from am3f.protocol.folds import fold_rows
 
     data = load_dataset(None)
     model_cfg, train_cfg = resolve_variant("ststnet", epochs=1)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from am3f.cli import build_parser, main
-from am3f.peers.ststnet import STSTNet
+from am3f.app.cli import build_parser, main
+from am3f.models.peers.ststnet import STSTNet
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_score_on_something_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_console_script_exits_nonzero_with_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "am3f.cli", "score", str(tmp_path / "nowhere")],
+    proc = subprocess.run([sys.executable, "-m", "am3f.app.cli", "score", str(tmp_path / "nowhere")],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr

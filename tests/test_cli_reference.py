@@ -24,7 +24,7 @@ def test_committed_cli_reference_is_the_generated_one():
 
 
 def test_cli_reference_names_every_subcommand_and_option():
-    from am3f.cli import build_parser
+    from am3f.app.cli import build_parser
 
     page = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
     parser = build_parser()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from am3f.data import CLASS_NAMES, load_flow_dataset, parse_index_ranges, resolve_root
+from am3f.data.dataset import CLASS_NAMES, load_flow_dataset, parse_index_ranges, resolve_root
 from am3f.errors import DataError
 
 from conftest import write_fake_composite

@@ -1,6 +1,6 @@
 """A group of one trains the plain module (issue 32), and nothing made by the earlier engine is resumed.
 
-The engine's numerics are part of what a result learned from (am3f.train.ENGINE_REVISION): a run
+The engine's numerics are part of what a result learned from (am3f.training.fit.ENGINE_REVISION): a run
 folder or a tuning candidate made by the vmap-of-one engine rounds differently, so it is refused in one
 line, never mixed with folds of this engine."""
 
@@ -11,17 +11,17 @@ import json
 import numpy as np
 import pytest
 
-from am3f import train
-from am3f.cli import main
+from am3f.app.cli import main
 from am3f.errors import AM3FError
-from am3f.recipe import resolve_variant
-from am3f.tune import tune
+from am3f.protocol.tuning import tune
+from am3f.training import fit as train
+from am3f.training.recipe import resolve_variant
 
 LOSO = ["loso", "--model", "ststnet", "--epochs", "1", "--workers", "1", "--device", "cpu"]
 
 
 def small_set():
-    from am3f.notebook import synthetic_data
+    from am3f.app.notebook import synthetic_data
 
     data = synthetic_data()
     return data.subset(np.isin(data.subjects, data.subject_ids[:10]))

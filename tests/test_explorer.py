@@ -13,10 +13,10 @@ import nbformat
 import pytest
 from PIL import Image
 
-from am3f import explorer, reproduce
-from am3f.data import load_flow_dataset
-from am3f.loso import run_loso
-from am3f.rundir import load_run
+from am3f.app import explorer, reproduce
+from am3f.data.dataset import load_flow_dataset
+from am3f.protocol.engine import run_loso
+from am3f.protocol.run_folder import load_run
 
 from conftest import EpochRunner
 

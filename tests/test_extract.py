@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from am3f.data import load_flow_dataset
+from am3f.data.dataset import load_flow_dataset
 from am3f.errors import DataError
-from am3f.extract import emotion_label, extract, read_sheet
+from am3f.flow.extract import emotion_label, extract, read_sheet
 
 CASME_COLUMNS = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units",
                  "Estimated Emotion"]
@@ -22,7 +22,7 @@ PROFILE = [0.0, 0.4, 1.0, 1.8, 1.2, 0.5]  # AU amplitude per frame: apex is the 
 
 
 def write_clip(folder: Path, names: list[str], seed: int, au: str = "AU12", size: int = 96) -> None:
-    from am3f.synth import _to_uint8, displacement, make_identity, make_pair, render_face
+    from am3f.flow.synth import _to_uint8, displacement, make_identity, make_pair, render_face
 
     folder.mkdir(parents=True, exist_ok=True)
     ident = make_identity(np.random.default_rng(seed))
@@ -121,9 +121,9 @@ def test_casme2_extract_resume_and_load(tmp_path, capsys):
 
 
 def test_samm_xlsx_with_title_rows_and_two_datasets_in_one_out(tmp_path, monkeypatch):
-    import am3f.extract
+    import am3f.flow.extract
 
-    monkeypatch.setattr(am3f.extract, "POOL_MIN_CLIPS_PER_WORKER", 0)  # use the process pool even for 3 clips
+    monkeypatch.setattr(am3f.flow.extract, "POOL_MIN_CLIPS_PER_WORKER", 0)  # use the process pool even for 3 clips
     out = tmp_path / "out"
     extract("casme2", fake_casme2(tmp_path / "CASME2"), out, progress_bar=False)
     summary = extract("samm", fake_samm(tmp_path / "SAMM"), out, detect=False, workers=2, progress_bar=False)
@@ -199,7 +199,7 @@ def test_rerun_with_other_settings_is_refused(tmp_path):
 
 
 def test_cli_extract(tmp_path, capsys):
-    from am3f.cli import main
+    from am3f.app.cli import main
 
     root = fake_casme2(tmp_path / "CASME2", suffix=".xlsx")
     assert main(["extract", "--dataset", "casme2", "--root", str(root), "--out", str(tmp_path / "o"),

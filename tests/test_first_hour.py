@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from am3f import reproduce
-from am3f.cli import build_parser, main
+from am3f.app import reproduce
+from am3f.app.cli import build_parser, main
 
 from conftest import write_fake_composite
 
@@ -78,7 +78,7 @@ def test_reproduce_reads_real_reference_material_only_when_asked(tmp_path):
 
 
 def test_notebook_setup_never_looks_for_shared_data_by_itself(monkeypatch, tmp_path):
-    from am3f.notebook import setup
+    from am3f.app.notebook import setup
 
     monkeypatch.delenv("AM3F_DATA", raising=False)
     ctx = setup(figures_dir=str(tmp_path / "f"), runs_dir=str(tmp_path / "r"), quiet=True)
@@ -86,7 +86,7 @@ def test_notebook_setup_never_looks_for_shared_data_by_itself(monkeypatch, tmp_p
 
 
 def test_list_style_seeds_from_papermill():
-    from am3f.runs import parse_seeds
+    from am3f.protocol.launch import parse_seeds
 
     for given in ("[0, 1, 2]", "0 1 2", "0,1,2", [0, 1, 2]):
         assert parse_seeds(given) == [0, 1, 2]

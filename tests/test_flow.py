@@ -10,7 +10,7 @@ import pytest
 from scipy.ndimage import gaussian_filter, map_coordinates
 
 from am3f.errors import AM3FError, DataError
-from am3f.flow import (
+from am3f.flow.optical_flow import (
     METHODS,
     FlowField,
     compare_to_reference,
@@ -76,7 +76,7 @@ def test_endpoint_error_on_local_smooth_motion(method, amp):
 
 def test_endpoint_error_on_synthetic_faces():
     """Procedural faces (little texture, like skin) with AU motions of 0.5-2 px: TV-L1 EPE <= 0.2 px."""
-    from am3f.synth import displacement, make_identity, make_pair, render_face
+    from am3f.flow.synth import displacement, make_identity, make_pair, render_face
 
     rng = np.random.default_rng(3)
     errs = []
@@ -140,7 +140,7 @@ def test_png_is_read_back_by_the_composite_loader_as_u_v_strain(tmp_path):
     path = write_flow_png(tmp_path / "x_y .png", f, size=28)
     arr = read_flow_image(path, expected_size=(28, 28))
     assert arr.shape == (3, 28, 28)
-    from am3f.flow import resize_field
+    from am3f.flow.optical_flow import resize_field
 
     assert np.corrcoef(arr[0].ravel(), resize_field(f.u, 28).ravel())[0, 1] > 0.99
     assert np.corrcoef(arr[1].ravel(), resize_field(f.v, 28).ravel())[0, 1] > 0.99
@@ -179,7 +179,7 @@ def test_compare_to_reference_identical_images():
 @pytest.mark.parametrize("sample", REFERENCE_IDS)
 @pytest.mark.parametrize("detect", [False, True])
 def test_real_gif_flow_correlates_with_the_community_reference(real_pairs, sample, detect, tmp_path):
-    from am3f.cli import main
+    from am3f.app.cli import main
 
     out = tmp_path / "flow.png"
     argv = ["flow", str(real_pairs / "real-onset-apex" / f"{sample}.gif"), "--out", str(out)]

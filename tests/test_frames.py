@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from am3f.errors import DataError
-from am3f.frames import (
+from am3f.flow.frames import (
     crop_pair,
     detect_face,
     list_clip_frames,
@@ -46,7 +46,7 @@ def one_line_error_naming(exc: pytest.ExceptionInfo, path) -> None:
 
 def synthetic_clip(amplitudes, seed=0, size=96):
     """Frames of a procedural face whose AU12 motion has the given amplitude per frame (px)."""
-    from am3f.synth import _to_uint8, displacement, make_identity, make_pair, render_face
+    from am3f.flow.synth import _to_uint8, displacement, make_identity, make_pair, render_face
 
     ident = make_identity(np.random.default_rng(seed))
     face = render_face(ident, size)

@@ -33,5 +33,5 @@ def test_readme_example_outputs_are_ignored():
         proc = subprocess.run(["git", "check-ignore", "-q", "--no-index", probe], cwd=REPO)
         assert proc.returncode == 0, f"README output {path!r} is not git-ignored (.gitignore)"
     # and nothing committed is ignored by the patterns for them
-    for tracked in ("figures/leaderboard.png", "notebooks/08_explorer.ipynb", "am3f/synth.py"):
+    for tracked in ("figures/leaderboard.png", "notebooks/08_explorer.ipynb", "am3f/flow/synth.py"):
         assert subprocess.run(["git", "check-ignore", "-q", "--no-index", tracked], cwd=REPO).returncode == 1

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from am3f import cam_eval, gradcam
-from am3f.data import load_flow_dataset
-from am3f.model import VARIANTS
-from am3f.synth import remove_rigid_motion, true_motion_mask
-from am3f.zoo import build_model
+from am3f.data.dataset import load_flow_dataset
+from am3f.flow.synth import remove_rigid_motion, true_motion_mask
+from am3f.models.am3f_flownet import VARIANTS
+from am3f.models.registry import build_model
+from am3f.results import cam_eval, gradcam
 
 
 class TinyTwoBranch(torch.nn.Module):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from am3f.synth import default_synthetic_root
+from am3f.flow.synth import default_synthetic_root
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def synthetic_root():
 
 
 def _loso(out, data, folds="0-9"):
-    return [sys.executable, "-m", "am3f.cli", "loso", "--model", "ststnet", "--data", str(data),
+    return [sys.executable, "-m", "am3f.app.cli", "loso", "--model", "ststnet", "--data", str(data),
             "--epochs", "3", "--folds", folds, "--seeds", "0", "--device", "cpu", "--out", str(out),
             "--fold-group", "2", "--workers", "1"]  # groups of two folds: the kill lands between groups
 
@@ -43,9 +43,11 @@ def test_killed_run_resumes_to_identical_predictions(synthetic_root, tmp_path):
 
 
 def test_a_worker_ends_when_its_parent_is_killed():
-    """Workers of a LOSO command killed outright must not train on as orphans (am3f.loso.exit_with_parent)."""
+    """Workers of a LOSO command killed outright must not train on as orphans
+    (am3f.protocol.engine.exit_with_parent)."""
     parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-    watch = f"import time; from am3f.loso import exit_with_parent; exit_with_parent({parent.pid}, 0.2); time.sleep(300)"
+    watch = (f"import time; from am3f.protocol.engine import exit_with_parent; "
+             f"exit_with_parent({parent.pid}, 0.2); time.sleep(300)")
     worker = subprocess.Popen([sys.executable, "-c", watch])
     try:
         time.sleep(3)

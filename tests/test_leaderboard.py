@@ -10,10 +10,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from am3f import leaderboard, writers
-from am3f.data import load_flow_dataset
-from am3f.loso import run_loso
-from am3f.rundir import load_run
+from am3f.data.dataset import load_flow_dataset
+from am3f.protocol.engine import run_loso
+from am3f.protocol.run_folder import load_run
+from am3f.results import leaderboard, writers
 
 from conftest import EpochRunner
 

@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from am3f.data import load_flow_dataset
+from am3f.data.dataset import load_flow_dataset
 from am3f.errors import AM3FError
-from am3f.folds import fold_of, split_fold
-from am3f.loso import FoldOutput, run_loso
-from am3f.metrics import summarize
-from am3f.rundir import merge_run
+from am3f.protocol.engine import FoldOutput, run_loso
+from am3f.protocol.folds import fold_of, split_fold
+from am3f.protocol.metrics import summarize
+from am3f.protocol.run_folder import merge_run
 
 
 class MeanColourRunner:
@@ -87,7 +87,7 @@ def test_rerun_with_other_config_is_refused(fake_composite, tmp_path):
 
 
 def test_runner_that_leaks_the_test_subject_is_caught(fake_composite, tmp_path, monkeypatch):
-    import am3f.folds as folds
+    import am3f.protocol.folds as folds
 
     data = load_flow_dataset(fake_composite)
     # a split that trains on every row, the held-out subject's included
@@ -108,7 +108,7 @@ def test_rerun_with_tuples_in_config_resumes(fake_composite, tmp_path):
 
 
 def test_run_json_keeps_the_training_commit_when_merged_later(fake_composite, tmp_path, monkeypatch):
-    import am3f.rundir as rundir
+    import am3f.protocol.run_folder as rundir
 
     data = load_flow_dataset(fake_composite)
     monkeypatch.setattr(rundir, "git_commit", lambda: "abc123")

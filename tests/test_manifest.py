@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from am3f.cli import main
-from am3f.data import data_fingerprint, load_flow_dataset
-from am3f.manifest import build_manifest, flow_correlation, shipped_manifest, verify
+from am3f.app.cli import main
+from am3f.data.dataset import data_fingerprint, load_flow_dataset
+from am3f.data.manifest import build_manifest, flow_correlation, shipped_manifest, verify
 
 from conftest import write_fake_composite
 
@@ -77,7 +77,7 @@ def test_verify_on_fake_folders_labels_correlation_and_bad_input(tmp_path, capsy
 
 
 def test_the_fingerprint_follows_every_pixel_and_label_and_runs_record_it(tmp_path):
-    from am3f.loso import run_loso
+    from am3f.protocol.engine import run_loso
 
     from conftest import EpochRunner
 

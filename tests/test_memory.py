@@ -1,15 +1,15 @@
-"""The memory-safe engine (am3f.memory): groups capped by a declared budget, workers by the memory here,
+"""The memory-safe engine (am3f.protocol.memory): groups capped by a declared budget, workers by the memory here,
 and a model that cannot fit refused in one line before anything trains."""
 
 from __future__ import annotations
 
 import pytest
 
-from am3f import memory
-from am3f.cli import main
+from am3f.app.cli import main
 from am3f.errors import AM3FError
-from am3f.recipe import resolve_variant
-from am3f.zoo import ARCHITECTURES
+from am3f.models.registry import ARCHITECTURES
+from am3f.protocol import memory
+from am3f.training.recipe import resolve_variant
 
 
 def test_activations_grow_with_the_batch_and_the_fixed_part_with_the_optimizer():
@@ -26,7 +26,7 @@ def test_the_declared_cap_keeps_every_model_but_htnet_at_17_and_the_declared_gro
     for name, spec in ARCHITECTURES.items():
         m, t = resolve_variant(spec.default_variant)
         assert memory.group_size(m, t.__class__(**{**t.__dict__, "fold_group": 17})) == (1 if name == "htnet" else 17)
-        assert memory.group_size(m, t) == t.fold_group, name  # the groups sized for speed (am3f.zoo) fit
+        assert memory.group_size(m, t) == t.fold_group, name  # the groups sized for speed (am3f.models.registry) fit
 
 
 def test_the_plan_lowers_workers_to_what_fits_and_refuses_a_model_that_cannot_fit():

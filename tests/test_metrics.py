@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from am3f.metrics import confusion_matrix, megc_scores, summarize
+from am3f.protocol.metrics import confusion_matrix, megc_scores, summarize
 
 
 def test_confusion_matrix_rows_are_truth():

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from am3f.losses import class_priors, logit_adjusted_cross_entropy, prior_weights
-from am3f.model import VARIANTS, AM3FFlowNet, ModelConfig
-from am3f.zoo import build_model, count_parameters, get_variant
+from am3f.models.am3f_flownet import VARIANTS, AM3FFlowNet, ModelConfig
+from am3f.models.registry import build_model, count_parameters, get_variant
+from am3f.training.losses import class_priors, logit_adjusted_cross_entropy, prior_weights
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -140,7 +140,7 @@ def test_strided_downsampling_and_strides(size):
 @pytest.mark.parametrize("side", [3, 5, 7, 10, 14, 28, 4, 9])
 @pytest.mark.parametrize("grid", [1, 2, 3])
 def test_grid_pool_is_adaptive_average_pooling(side, grid):
-    from am3f.model import grid_pool
+    from am3f.models.am3f_flownet import grid_pool
 
     x = torch.randn(2, 4, side, side)
     assert torch.allclose(grid_pool(x, grid), F.adaptive_avg_pool2d(x, grid), atol=1e-6)
@@ -153,7 +153,7 @@ def test_max_pool_is_ceil_mode_max_pooling_bit_for_bit(side, k):
     the ReLU left ties at zero, and also under vmap (how the LOSO engine calls it)."""
     from torch.func import vmap
 
-    from am3f.model import max_pool
+    from am3f.models.am3f_flownet import max_pool
 
     x = torch.relu(torch.randn(3, 4, 8, side, side)).requires_grad_()  # (models, N, C, H, W)
     upstream = torch.randn(3, 4, 8, -(-side // k), -(-side // k))

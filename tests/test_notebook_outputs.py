@@ -19,8 +19,8 @@ import sys
 import nbformat
 import pytest
 
-from am3f import reproduce
-from am3f.cli import main
+from am3f.app import reproduce
+from am3f.app.cli import main
 
 from conftest import REPO
 
@@ -134,7 +134,7 @@ def test_normalised_metadata_is_what_jupyterlab_writes_on_open():
 
 def test_committed_notebook_metadata_is_what_jupyterlab_writes():
     """Opening a committed notebook in JupyterLab leaves it clean: its metadata already is what
-    JupyterLab would write (see am3f.reproduce.KERNELSPEC); all made by one kernel (one Python)."""
+    JupyterLab would write (see am3f.app.reproduce.KERNELSPEC); all made by one kernel (one Python)."""
     versions = set()
     for name in reproduce.NOTEBOOKS:
         nb = _read(name)

@@ -4,8 +4,8 @@ in the checkout): paths inside the checkout are shown relative to it."""
 import os
 from pathlib import Path
 
-from am3f.notebook import shown_path
-from am3f.runs import repo_root
+from am3f.app.notebook import shown_path
+from am3f.protocol.launch import repo_root
 
 
 def test_paths_inside_the_checkout_do_not_depend_on_the_working_directory(tmp_path):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from am3f.cli import main
-from am3f.synth import default_synthetic_root
+from am3f.app.cli import main
+from am3f.flow.synth import default_synthetic_root
 
 SMALL = ["--epochs", "2", "--folds", "0-5", "--fold-group", "3", "--seeds", "0", "--device", "cpu"]
 

@@ -1,4 +1,4 @@
-"""The peer architectures (am3f.peers): shapes, parameter counts equal to the public models, authors'
+"""The peer architectures (am3f.models.peers): shapes, parameter counts equal to the public models, authors'
 recipes, the batched (vmap) training engine, input conversions, registry and CLI."""
 
 from __future__ import annotations
@@ -13,11 +13,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from am3f.peers import AUTHORS_RECIPES
-from am3f.peers.htnet import region_mosaic
-from am3f.recipe import DEFAULT_TRAIN, TrainConfig, resolve_variant
-from am3f.train import fit, predict
-from am3f.zoo import ARCHITECTURES, PEER_VARIANTS, build_model, count_parameters, get_variant, model_config_from_dict
+from am3f.models.peers import AUTHORS_RECIPES
+from am3f.models.peers.htnet import region_mosaic
+from am3f.models.registry import (
+    ARCHITECTURES,
+    PEER_VARIANTS,
+    build_model,
+    count_parameters,
+    get_variant,
+    model_config_from_dict,
+)
+from am3f.training.fit import fit, predict
+from am3f.training.recipe import DEFAULT_TRAIN, TrainConfig, resolve_variant
 
 PEERS = ["dualinception", "offapexnet", "rcn", "htnet", "htnet-small"]
 FAST_PEERS = [p for p in PEERS if p != "htnet"]  # htnet has 140M parameters: only where it matters
@@ -129,7 +136,7 @@ def test_htnet_input_equals_the_authors_preprocessing(composite_dir):
     crops flow[p0-7:p0+7, p1-7:p1+7] at the fallback landmarks clipped to [7, 21] and truncated,
     top row crops 0|1, bottom row 3|4), re-done here independently."""
     cv2 = pytest.importorskip("cv2")
-    from am3f.data import load_flow_dataset
+    from am3f.data.dataset import load_flow_dataset
 
     data = load_flow_dataset(composite_dir)
     idx = np.arange(0, len(data), 37)
@@ -147,7 +154,7 @@ def test_htnet_input_equals_the_authors_preprocessing(composite_dir):
 
 # ----------------------------------------------------------------------------- registry and recipes
 def test_registry_covers_every_architecture():
-    from am3f.cli import build_parser
+    from am3f.app.cli import build_parser
 
     loso = build_parser()._subparsers._group_actions[0].choices["loso"]
     model_option = next(a for a in loso._actions if "--model" in a.option_strings)
@@ -176,7 +183,7 @@ def test_config_dict_round_trip(name):
 @pytest.mark.parametrize("name", PEERS)
 def test_our_schedule_and_authors_recipe_resolve(name):
     mc, tc = resolve_variant(name)
-    # our declared schedule, like ststnet, in the fold groups its architecture declares (am3f.zoo)
+    # our declared schedule, like ststnet, in the fold groups its architecture declares (am3f.models.registry)
     assert mc == ARCHITECTURES[name].config and tc == replace(DEFAULT_TRAIN, fold_group=ARCHITECTURES[name].fold_group)
     mc, tc = resolve_variant(f"{name}-authors")
     assert mc == ARCHITECTURES[name].config
@@ -214,7 +221,7 @@ def test_train_config_records_every_field():
 
 def test_plain_recipe_fits(tmp_path):
     """Adam / SGD without Nesterov, constant rate, ragged last batch kept (fake data)."""
-    from am3f.data import load_flow_dataset
+    from am3f.data.dataset import load_flow_dataset
 
     from conftest import write_fake_composite
 
@@ -291,7 +298,7 @@ def test_cam_target_layers(name):
 
 # ----------------------------------------------------------------------------- CLI
 def test_models_command_lists_every_architecture(capsys):
-    from am3f.cli import main
+    from am3f.app.cli import main
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out
@@ -304,7 +311,7 @@ def test_models_command_lists_every_architecture(capsys):
 
 
 def test_loso_takes_every_peer_with_its_own_variant(tmp_path, capsys):
-    from am3f.cli import main
+    from am3f.app.cli import main
 
     from conftest import write_fake_composite
 
@@ -321,8 +328,8 @@ def test_loso_takes_every_peer_with_its_own_variant(tmp_path, capsys):
 
 def test_peer_checkpoint_round_trip(tmp_path):
     """`am3f train` / `am3f predict` work for a peer: the checkpoint's model_config carries its arch."""
-    from am3f.checkpoint import load_checkpoint, train_final
-    from am3f.data import load_flow_dataset
+    from am3f.data.dataset import load_flow_dataset
+    from am3f.protocol.checkpoint import load_checkpoint, train_final
 
     from conftest import write_fake_composite
 

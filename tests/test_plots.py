@@ -9,9 +9,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from am3f import plots, writers
-from am3f.metrics import confusion_matrix
-from am3f.rundir import load_run
+from am3f.protocol.metrics import confusion_matrix
+from am3f.protocol.run_folder import load_run
+from am3f.results import plots, writers
 
 
 def test_confusion_figures_saved_png_pdf(run_dir, tmp_path):

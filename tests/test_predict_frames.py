@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from am3f.cli import main
-from am3f.synth import default_synthetic_root
+from am3f.app.cli import main
+from am3f.flow.synth import default_synthetic_root
 
 
 @pytest.fixture(scope="module")

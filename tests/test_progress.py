@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 
-from am3f.cli import main
-from am3f.data import load_flow_dataset
-from am3f.loso import run_loso
-from am3f.recipe import resolve_variant
-from am3f.runner import TrainRunner
+from am3f.app.cli import main
+from am3f.data.dataset import load_flow_dataset
+from am3f.protocol.engine import run_loso
+from am3f.protocol.fold_runner import TrainRunner
+from am3f.training.recipe import resolve_variant
 from am3f.utils import progress
 
 

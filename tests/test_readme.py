@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from am3f import reproduce
+from am3f.app import reproduce
 
 from conftest import REPO, shared_data_dir
 
@@ -100,7 +100,7 @@ def readme_commands() -> list[str]:
 
 # ----------------------------------------------------------------------------- what the README states
 # The README describes the reproduction profiles and the notebooks in tables; these tests hold those
-# tables (and the prose next to them) to the code, so a change of am3f.reproduce.PROFILES or of
+# tables (and the prose next to them) to the code, so a change of am3f.app.reproduce.PROFILES or of
 # notebooks/ that the README does not follow fails here.
 NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve".split())}
@@ -146,15 +146,15 @@ def notebook_files() -> list[str]:
 
 def _declared_epochs() -> int:
     try:
-        from am3f.recipe import TrainConfig
+        from am3f.training.recipe import TrainConfig
     except ImportError:  # before the recipe had a module of its own
-        from am3f.train import TrainConfig
+        from am3f.training.fit import TrainConfig
     return TrainConfig().epochs
 
 
 def test_readme_profile_table_matches_the_code():
     rows = {r["profile"].strip("`"): r for r in readme_table("profile")}
-    assert set(rows) == set(reproduce.PROFILES), "one README row per profile of am3f.reproduce.PROFILES"
+    assert set(rows) == set(reproduce.PROFILES), "one README row per profile of am3f.app.reproduce.PROFILES"
     for name, p in reproduce.PROFILES.items():
         row, where = rows[name], f"README, profile {name!r}"
         runs = p.get("notebooks", reproduce.NOTEBOOKS)
@@ -204,7 +204,7 @@ def test_readme_prose_about_the_full_profile_states_its_seeds():
 
 
 def test_readme_notebook_table_lists_every_notebook():
-    assert list(reproduce.NOTEBOOKS) == notebook_files(), "am3f.reproduce.NOTEBOOKS vs notebooks/*.ipynb"
+    assert list(reproduce.NOTEBOOKS) == notebook_files(), "am3f.app.reproduce.NOTEBOOKS vs notebooks/*.ipynb"
     assert [r["notebook"].strip("`") for r in readme_table("notebook")] == notebook_files()
 
 

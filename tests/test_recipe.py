@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from am3f.cli import main
+from am3f.app.cli import main
 from am3f.errors import AM3FError
-from am3f.folds import fold_groups, fold_of, fold_rows, fold_seed, held_out_rows, loso_split
-from am3f.recipe import DEFAULT_TRAIN, TrainConfig, resolve_variant
+from am3f.protocol.folds import fold_groups, fold_of, fold_rows, fold_seed, held_out_rows, loso_split
+from am3f.training.recipe import DEFAULT_TRAIN, TrainConfig, resolve_variant
 
 from conftest import write_fake_composite
 
@@ -46,9 +46,9 @@ def test_valid_recipes_build_and_every_problem_is_named_at_once():
 def test_removed_options_read_back_at_their_one_value_and_are_refused_otherwise():
     """Options the design search rejected left the package after REMOVED_IN: a config.json that holds
     them at the value every run recorded still reads (and hashes) as before; any other value is one line."""
-    from am3f import model as model_module
-    from am3f.model import ModelConfig
-    from am3f.recipe import REMOVED_IN
+    from am3f.models import am3f_flownet as model_module
+    from am3f.models.am3f_flownet import ModelConfig
+    from am3f.training.recipe import REMOVED_IN
 
     assert model_module.REMOVED_IN == REMOVED_IN
 
@@ -100,7 +100,7 @@ def test_cli_refuses_a_bad_recipe_in_one_line_before_anything_starts(extra, tmp_
 def test_fold_rows_are_leave_one_group_out(fake_composite):
     from sklearn.model_selection import LeaveOneGroupOut
 
-    from am3f.data import load_flow_dataset
+    from am3f.data.dataset import load_flow_dataset
 
     data = load_flow_dataset(fake_composite)
     ours = list(loso_split(data))
@@ -118,7 +118,7 @@ def test_fold_rows_are_leave_one_group_out(fake_composite):
 
 def test_fold_seed_and_groups():
     assert [fold_seed(s, m) for s in (0, 1) for m in (0, 1)] == [0, 1, 1000, 1001]
-    from am3f.data import FlowDataset
+    from am3f.data.dataset import FlowDataset
 
     n = 12
     data = FlowDataset(np.zeros((n, 3, 8, 8), np.float32), np.zeros(n, np.int64),
@@ -131,7 +131,7 @@ def test_fold_seed_and_groups():
 
 # ----------------------------------------------------------------------------- the cross-database split
 def two_dataset_set():
-    from am3f.data import FlowDataset
+    from am3f.data.dataset import FlowDataset
 
     subjects = np.repeat(["a1", "a2", "b1", "b2", "c1"], 3)
     datasets = np.array([s[0] for s in subjects])
@@ -140,7 +140,7 @@ def two_dataset_set():
 
 
 def test_the_cross_database_split_holds_out_one_source_dataset_per_fold():
-    from am3f.folds import check_fold, fold_names, with_split
+    from am3f.protocol.folds import check_fold, fold_names, with_split
 
     data = with_split(two_dataset_set(), "dataset")
     assert fold_names(data) == ["a", "b", "c"]

@@ -8,10 +8,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from am3f import reproduce, runs
-from am3f.cli import main
-from am3f.data import load_flow_dataset
+from am3f.app import reproduce
+from am3f.app.cli import main
+from am3f.data.dataset import load_flow_dataset
 from am3f.errors import AM3FError
+from am3f.protocol import launch as runs
 
 from conftest import REPO, write_fake_composite
 

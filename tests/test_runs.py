@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
-from am3f import runs
-from am3f.folds import held_out_rows
-from am3f.recipe import TrainConfig
-from am3f.train import predict
+from am3f.protocol import launch as runs
+from am3f.protocol.folds import held_out_rows
+from am3f.training.fit import predict
+from am3f.training.recipe import TrainConfig
 
 from conftest import REPO
 
@@ -26,7 +26,7 @@ def tiny_two_dataset_set():
     """The first 5 subjects of the embedded synthetic set, split into two source datasets."""
     from dataclasses import replace
 
-    from am3f.notebook import synthetic_data
+    from am3f.app.notebook import synthetic_data
 
     data = synthetic_data()
     keep = np.isin(data.subjects, data.subject_ids[:5])
@@ -56,9 +56,9 @@ def test_a_fold_retrained_through_the_notebook_api_reproduces_the_run(tmp_path):
 
 
 def test_a_run_made_before_ststnet_had_its_own_config_still_loads_and_reproduces(tmp_path):
-    from am3f.notebook import synthetic_data
-    from am3f.peers.ststnet import STSTNetConfig
-    from am3f.recipe import DEFAULT_TRAIN
+    from am3f.app.notebook import synthetic_data
+    from am3f.models.peers.ststnet import STSTNetConfig
+    from am3f.training.recipe import DEFAULT_TRAIN
 
     legacy = json.loads((DATA / "ststnet-run-config-v0.1.json").read_text())
     model_cfg, train_cfg = runs.recipe_of(legacy)
@@ -74,7 +74,7 @@ def test_a_run_made_before_ststnet_had_its_own_config_still_loads_and_reproduces
 
 
 def test_old_ststnet_weights_with_wrapper_names_load():
-    from am3f.peers.ststnet import STSTNet
+    from am3f.models.peers.ststnet import STSTNet
 
     model = STSTNet()
     legacy = {f"net.{k}": v + 1 for k, v in model.state_dict().items()}  # the former wrapper's names
@@ -83,8 +83,8 @@ def test_old_ststnet_weights_with_wrapper_names_load():
 
 
 def test_cli_and_notebook_make_the_same_run(tmp_path):
-    from am3f.cli import main
-    from am3f.notebook import synthetic_data
+    from am3f.app.cli import main
+    from am3f.app.notebook import synthetic_data
 
     data = synthetic_data()
     out = tmp_path / "cli"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from am3f.optim import Schedule
-from am3f.recipe import DEFAULT_TRAIN, TrainConfig, resolve_variant
+from am3f.training.optim import Schedule
+from am3f.training.recipe import DEFAULT_TRAIN, TrainConfig, resolve_variant
 
 
 @pytest.mark.parametrize("epochs", [1, 2, 3, 5, 10])
@@ -26,7 +26,7 @@ def test_short_runs_leave_warm_up_and_decay(epochs):
 @pytest.mark.parametrize("variant", ["full", "ststnet", "ststnet-authors", "rcn"])
 def test_declared_schedules_are_unchanged(epochs, variant):
     """20 epochs and more: the recipe is the variant's own, warm-up included (every committed result)."""
-    from am3f.zoo import get_variant
+    from am3f.models.registry import get_variant
 
     _, cfg = resolve_variant(variant, epochs=epochs)
     assert cfg.warmup_epochs == TrainConfig(**{**DEFAULT_TRAIN.__dict__, **get_variant(variant)[1]}).warmup_epochs

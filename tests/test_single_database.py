@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from am3f import folds, stats
-from am3f.cli import main
-from am3f.data import load_flow_dataset, select_datasets
+from am3f.app.cli import main
+from am3f.data.dataset import load_flow_dataset, select_datasets
 from am3f.errors import DataError
-from am3f.rundir import dataset_info
-from am3f.runs import config_hash, run_config
+from am3f.protocol import folds
+from am3f.protocol.launch import config_hash, run_config
+from am3f.protocol.run_folder import dataset_info
+from am3f.results import stats
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +72,7 @@ def test_loso_on_one_database_writes_only_it(two_dataset_root, tmp_path, capsys)
 
 # ----------------------------------------------------------------------------- the hold-out half
 def test_holdout_is_the_half_outside_the_development_subjects(two_dataset_root):
-    from am3f.development import dev_subjects
+    from am3f.protocol.development import dev_subjects
 
     preds = pd.DataFrame({"dataset": ["a"] * 4 + ["b"] * 3, "subject": ["1", "2", "3", "4", "x", "y", "z"]})
     assert stats.holdout_subjects(preds) == ("2", "4", "y")
@@ -127,8 +128,8 @@ def test_single_database_table_regenerates_from_committed_evidence(tmp_path):
 def test_every_real_table_has_a_holdout_column():
     """Results, ablation and leaderboard tables of complete real-data runs (the committed composite runs of the
     single-database table) carry the hold-out half's UF1 with its interval, and the leaderboard half A's optimism."""
-    from am3f import leaderboard, tables
-    from am3f.rundir import load_evidence
+    from am3f.protocol.run_folder import load_evidence
+    from am3f.results import leaderboard, tables
 
     evidence = REPO / "figures" / "runs" / "single_database"
     runs = {v: load_evidence(evidence / f"{v}-all") for v in ("full", "ststnet")}
@@ -146,8 +147,8 @@ def test_every_real_table_has_a_holdout_column():
 
 
 def test_tables_name_the_databases_of_a_single_database_run():
-    from am3f import tables
-    from am3f.rundir import load_evidence
+    from am3f.protocol.run_folder import load_evidence
+    from am3f.results import tables
 
     samm = tables.results_table(load_evidence(REPO / "figures" / "runs" / "single_database" / "full-samm"))
     assert "SAMM UF1" in samm and "Composite UF1" not in samm and "Hold-out UF1" in samm

@@ -114,4 +114,4 @@ def test_docs_pages_are_in_the_navigation_with_human_titles(site):
     # no default highlight language: text blocks are not coloured as Python
     assert "highlight-python" not in front and "highlight-default" not in front
     api = (html / "docs" / "api.html").read_text()
-    assert 'id="module-am3f.cli"' in api and '<dl class="py' in api
+    assert 'id="module-am3f.app.cli"' in api and '<dl class="py' in api

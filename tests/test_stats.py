@@ -1,4 +1,4 @@
-"""Subject-bootstrap intervals and paired comparisons (am3f.stats, `am3f score`, `am3f compare`),
+"""Subject-bootstrap intervals and paired comparisons (am3f.results.stats, `am3f score`, `am3f compare`),
 checked against an independent, deliberately simple implementation written here."""
 
 import json
@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from am3f import stats
-from am3f.cli import main
-from am3f.metrics import megc_scores, scores_from_confusion, scores_from_confusions, summarize
+from am3f.app.cli import main
+from am3f.protocol.metrics import megc_scores, scores_from_confusion, scores_from_confusions, summarize
+from am3f.results import stats
 
 CLASSES = ("negative", "positive", "surprise")
 
@@ -331,7 +331,7 @@ def test_forest_plot_and_interval_figure_are_labelled_and_saved(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from am3f import plots, writers
+    from am3f.results import plots, writers
 
     preds = toy_predictions()
     runs = {name: write_run(tmp_path / name, p, synthetic=True)

@@ -1,43 +1,64 @@
-"""The package reads one way: no import cycles, small modules, one atomic-write helper, a module map."""
+"""The package reads one way: stage subpackages that import only the stages before them, no import cycle,
+small modules, one atomic-write helper, a map of every module in the docstrings."""
 
 import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "am3f"
-# modules, and sub-packages as one node each (their internal imports count as the package's)
-MODULES = sorted([p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__")]
-                 + [p.parent.name for p in PACKAGE.glob("*/__init__.py")])
+# the pipeline's stages, in the order data flows; each subpackage may import only itself and those before it
+STAGES = ("flow", "data", "models", "training", "protocol", "results", "app")
+BASE = ("errors", "utils")  # top-level helpers every stage may use; they import no stage
 
 
-def source_of(module: str) -> str:
-    path = PACKAGE / f"{module}.py"
-    if path.is_file():
-        return path.read_text()
-    return "\n".join(p.read_text() for p in sorted((PACKAGE / module).glob("*.py")))
+def module_name(path: Path) -> str:
+    """'protocol.engine' for am3f/protocol/engine.py; 'models.peers' for am3f/models/peers/__init__.py."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(source: str, known: list[str]) -> set[str]:
-    """am3f modules imported anywhere in ``source``: at module level and inside functions (``..x``
-    inside a sub-package is the top-level module ``x``)."""
+FILES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if p.stem != "__main__"}
+MODULES = sorted(m for m in FILES if m)
+
+
+def stage_of(module: str) -> int:
+    """-1 for the top-level helpers, else the position of the module's subpackage in STAGES."""
+    head = module.split(".")[0]
+    return STAGES.index(head) if head in STAGES else -1
+
+
+def imported_modules(source: str, module: str, known: list[str]) -> set[str]:
+    """am3f modules imported anywhere in ``source`` (module level and inside functions) by ``module``:
+    absolute ``am3f.x.y`` and relative imports; ``from am3f.x import y`` counts y when it is a module."""
+    package = module.split(".") if FILES.get(module, Path()).stem == "__init__" else module.split(".")[:-1]
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
-            if node.level in (1, 2):
-                found.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
-            elif node.module and node.module.startswith("am3f."):
-                found.add(node.module.split(".")[1])
+            if node.level:
+                base = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and (node.module == "am3f" or node.module.startswith("am3f.")):
+                target = node.module[len("am3f."):] if node.module != "am3f" else ""
+            else:
+                continue
+            for alias in node.names:
+                sub = f"{target}.{alias.name}" if target else alias.name
+                found.add(sub if sub in known else target)
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("am3f."))
-    return found & set(known)
+            found.update(a.name[len("am3f."):] for a in node.names if a.name.startswith("am3f."))
+    return {m for m in found if m in known}
 
 
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-    """One import cycle of ``graph`` (module -> imported modules) as a path, or None."""
+def graph() -> dict[str, set[str]]:
+    return {m: imported_modules(FILES[m].read_text(), m, MODULES) - {m} for m in MODULES}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``edges`` (module -> imported modules) as a path, or None."""
     state: dict[str, int] = {}
 
     def visit(m: str, path: list[str]) -> list[str] | None:
         state[m] = 1
-        for n in sorted(graph.get(m, ())):
+        for n in sorted(edges.get(m, ())):
             if state.get(n) == 1:
                 return path[path.index(n):] + [n]
             if n not in state and (cycle := visit(n, path + [n])):
@@ -45,24 +66,42 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         state[m] = 2
         return None
 
-    for m in sorted(graph):
+    for m in sorted(edges):
         if m not in state and (cycle := visit(m, [m])):
             return cycle
     return None
 
 
+def test_the_top_level_shows_the_stages():
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 6, top
+    assert sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py")) == sorted(STAGES)
+
+
+def test_each_stage_imports_only_the_stages_before_it():
+    backwards = [f"{m} imports {n}" for m, targets in graph().items() for n in sorted(targets)
+                 if stage_of(n) > stage_of(m) or (stage_of(m) == -1 and m in BASE and stage_of(n) != -1)]
+    assert not backwards, "imports against the pipeline's direction: " + "; ".join(backwards)
+
+
+def test_the_direction_check_sees_what_it_must():
+    src = "def f():\n    from am3f.app import cli\n    from ..results.metrics import uf1\n"
+    known = ["app.cli", "results.metrics", "training.fit"]
+    assert imported_modules(src, "training.fit", known) == {"app.cli", "results.metrics"}
+    assert imported_modules("from .fit import x\n", "training.recipe", ["training.fit"]) == {"training.fit"}
+    assert stage_of("app.cli") > stage_of("training.fit") > stage_of("errors")
+
+
 def test_no_import_cycles_between_modules():
-    graph = {m: imported_modules(source_of(m), MODULES) - {m} for m in MODULES}
-    cycle = find_cycle(graph)
+    cycle = find_cycle(graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def test_the_cycle_check_sees_function_level_imports():
-    a = "from .b import x\n"
-    b = "def f():\n    from .a import y\n"
-    graph = {"a": imported_modules(a, ["a", "b"]), "b": imported_modules(b, ["a", "b"])}
-    assert graph == {"a": {"b"}, "b": {"a"}}
-    assert find_cycle(graph) == ["a", "b", "a"]
+    edges = {"a": imported_modules("from am3f.b import x\n", "a", ["a", "b"]),
+             "b": imported_modules("def f():\n    from am3f.a import y\n", "b", ["a", "b"])}
+    assert edges == {"a": {"b"}, "b": {"a"}}
+    assert find_cycle(edges) == ["a", "b", "a"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
 
 
@@ -85,12 +124,19 @@ def test_no_function_over_60_lines():
 
 
 def test_one_place_does_atomic_renames():
-    users = [m for m in MODULES if "os.replace(" in source_of(m)]
+    users = [m for m in MODULES if "os.replace(" in FILES[m].read_text()]
     assert users == ["utils"], users
 
 
-def test_package_docstring_maps_every_module():
+def test_docstrings_map_every_module():
+    """am3f/__init__.py names every stage; each stage's __init__.py says what each of its modules does."""
+    import importlib
+
     import am3f
 
-    missing = [m for m in MODULES if f"``{m}``" not in am3f.__doc__]
-    assert not missing, f"am3f/__init__.py does not say what these modules do: {missing}"
+    missing = [s for s in STAGES if f"``{s}``" not in am3f.__doc__]
+    for stage in STAGES:
+        doc = importlib.import_module(f"am3f.{stage}").__doc__ or ""
+        missing += [m for m in MODULES if m.startswith(stage + ".") and m.count(".") == 1
+                    and f"``{m.split('.')[1]}``" not in doc]
+    assert not missing, f"not described in the package docstrings: {missing}"

@@ -18,11 +18,11 @@ def parse_python_log(path):
 @pytest.fixture(scope="module")
 def reference_run(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("ststnet") / "run"
-    cmd = [sys.executable, "-m", "am3f.cli", "evaluate-weights", "--model", "ststnet",
+    cmd = [sys.executable, "-m", "am3f.app.cli", "evaluate-weights", "--model", "ststnet",
            "--weights", str(shared_data / "ststnet-reference" / "weights"),
            "--data", str(shared_data / "megc2019-composite"), "--out", str(out), "--device", "cpu"]
     subprocess.run(cmd, check=True, capture_output=True)
-    score = subprocess.run([sys.executable, "-m", "am3f.cli", "score", str(out)], check=True,
+    score = subprocess.run([sys.executable, "-m", "am3f.app.cli", "score", str(out)], check=True,
                            capture_output=True, text=True)
     return out, score.stdout
 

@@ -7,10 +7,10 @@ import csv
 import numpy as np
 import pytest
 
-import am3f.synth as synth
-from am3f.data import load_flow_dataset
+import am3f.flow.synth as synth
+from am3f.data.dataset import load_flow_dataset
 from am3f.errors import AM3FError
-from am3f.flow import compute_flow, endpoint_error
+from am3f.flow.optical_flow import compute_flow, endpoint_error
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_loads_as_a_synthetic_composite_dataset(small_set):
 def test_frames_and_ground_truth_match(small_set):
     rows = list(csv.DictReader(open(small_set / "labels.csv")))
     sid = f"{rows[0]['sub']}_{rows[0]['filename_o']}"
-    from am3f.frames import read_frame
+    from am3f.flow.frames import read_frame
 
     onset = read_frame(small_set / "frames" / f"{sid}_onset.png")
     apex = read_frame(small_set / "frames" / f"{sid}_apex.png")
@@ -105,7 +105,7 @@ def test_default_root_is_generated_once_and_atomically(tmp_path, monkeypatch):
 
 
 def test_cli_synth(tmp_path, capsys):
-    from am3f.cli import main
+    from am3f.app.cli import main
 
     assert main(["synth", "--out", str(tmp_path / "s"), "--subjects", "2", "--seed", "1", "--frame-size", "80"]) == 0
     assert "SYNTHETIC" in capsys.readouterr().out

@@ -3,11 +3,11 @@
 import numpy as np
 import pandas as pd
 
-from am3f import stats, tables, writers
-from am3f.data import load_flow_dataset
-from am3f.loso import run_loso
-from am3f.metrics import megc_scores
-from am3f.rundir import load_run
+from am3f.data.dataset import load_flow_dataset
+from am3f.protocol.engine import run_loso
+from am3f.protocol.metrics import megc_scores
+from am3f.protocol.run_folder import load_run
+from am3f.results import stats, tables, writers
 
 from conftest import EpochRunner
 

@@ -9,17 +9,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from am3f.augment import augment, hflip_flow, shift_images
-from am3f.checkpoint import load_checkpoint, train_final
-from am3f.cli import main
-from am3f.data import FlowDataset
-from am3f.development import dev_subjects, holdout_subjects
-from am3f.loso import run_loso
-from am3f.losses import class_priors
-from am3f.metrics import summarize
-from am3f.recipe import TrainConfig, resolve_variant
-from am3f.runner import TrainRunner
-from am3f.train import fit, predict
+from am3f.app.cli import main
+from am3f.data.dataset import FlowDataset
+from am3f.protocol.checkpoint import load_checkpoint, train_final
+from am3f.protocol.development import dev_subjects, holdout_subjects
+from am3f.protocol.engine import run_loso
+from am3f.protocol.fold_runner import TrainRunner
+from am3f.protocol.metrics import summarize
+from am3f.training.augment import augment, hflip_flow, shift_images
+from am3f.training.fit import fit, predict
+from am3f.training.losses import class_priors
+from am3f.training.recipe import TrainConfig, resolve_variant
 
 TINY = dict(epochs=2, batch_size=16, warmup_epochs=1)
 
@@ -62,7 +62,7 @@ def test_hflip_negates_u_and_mirrors_every_map():
 
 def test_hflip_in_model_units_is_negation():
     """Inside the model u is centred at 0.5, so the flipped u is exactly minus the mirrored u."""
-    from am3f.model import ModelConfig
+    from am3f.models.am3f_flownet import ModelConfig
 
     cfg = ModelConfig()
     x = torch.rand(1, 3, 4, 4)
@@ -105,7 +105,7 @@ def test_priors_come_from_the_training_fold_only():
             seen[fold] = (set(train.subjects.tolist()), set(test.subjects.tolist()))
             return super().__call__(train, test, seed=seed, fold=fold)
 
-    from am3f.folds import fold_of, split_fold
+    from am3f.protocol.folds import fold_of, split_fold
 
     train, test = split_fold(data, fold_of(data, "s2"))
     out = Spy(mc, tc)(train, test, seed=0, fold=2)
@@ -182,7 +182,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_same_class_blend_partners_share_the_label():
-    from am3f.augment import same_class_partner
+    from am3f.training.augment import same_class_partner
 
     y = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2, 1])
     for seed in range(5):
@@ -194,7 +194,7 @@ def test_same_class_blend_partners_share_the_label():
 # ----------------------------------------------------------------------------- the batched trainer
 def test_a_group_trains_each_model_as_it_would_train_alone():
     """fit_group over several training sets = each set trained on its own (float rounding aside)."""
-    from am3f.train import fit_group
+    from am3f.training.fit import fit_group
 
     data = make_data(n_subjects=4)
     mc, tc = resolve_variant("full", epochs=2, batch_size=8)
@@ -209,7 +209,7 @@ def test_a_group_trains_each_model_as_it_would_train_alone():
 
 
 def test_augmentation_stacked_equals_one_batch_at_a_time():
-    from am3f.augment import apply_augmentation, draw_augmentation
+    from am3f.training.augment import apply_augmentation, draw_augmentation
 
     tc = TrainConfig()
     x = torch.rand(3, 8, 3, 28, 28)
@@ -225,7 +225,7 @@ def test_augmentation_is_blend_then_mirror_then_shift_bit_for_bit():
     """The one-gather implementation gives exactly the numbers of the three steps done one by one."""
     import torch.nn.functional as F
 
-    from am3f.augment import apply_augmentation, draw_augmentation
+    from am3f.training.augment import apply_augmentation, draw_augmentation
 
     tc = TrainConfig(max_shift=0.1)  # 3 px at 28
     x, y = torch.rand(2, 16, 3, 28, 28), torch.randint(0, 3, (2, 16))

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from am3f import runs
-from am3f.cli import build_parser, main
+from am3f.app.cli import build_parser, main
 from am3f.errors import AM3FError
-from am3f.loso import run_loso
-from am3f.tune import halves, read_recipes, tune
+from am3f.protocol import launch as runs
+from am3f.protocol.engine import run_loso
+from am3f.protocol.tuning import halves, read_recipes, tune
 
 from conftest import EpochRunner, write_fake_composite
 
@@ -51,7 +51,7 @@ def large(num_classes=3):
 
 def small_set():
     """10 subjects of the embedded synthetic set (5 per half)."""
-    from am3f.notebook import synthetic_data
+    from am3f.app.notebook import synthetic_data
 
     data = synthetic_data()
     return data.subset(np.isin(data.subjects, data.subject_ids[:10]))
@@ -116,7 +116,7 @@ def test_a_tuning_folder_refuses_other_model_seeds_labels_or_subjects(tmp_path):
     data = small_set()
     out = tmp_path / "tune"
     first = tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0], show_progress=False)
-    from am3f.data import data_fingerprint
+    from am3f.data.dataset import data_fingerprint
 
     assert first["data_fingerprint"] == data_fingerprint(data)
     cases = {
@@ -151,7 +151,7 @@ def test_a_tuning_of_a_users_model_is_used_only_with_the_code_it_tuned(tmp_path)
 
 
 def test_ensure_tuned_refuses_a_tuning_made_with_other_seeds(tmp_path):
-    from am3f.tune import ensure_tuned
+    from am3f.protocol.tuning import ensure_tuned
 
     data = small_set()
     recipes = {"model": "ststnet", "variant": "ststnet", "grid": {"epochs": [1]}, "seeds": [0],
@@ -165,8 +165,8 @@ def test_ensure_tuned_refuses_a_tuning_made_with_other_seeds(tmp_path):
 
 
 def test_dev_cv_scores_only_the_seeds_asked(tmp_path):
-    from am3f.development import dev_cv
-    from am3f.recipe import resolve_variant
+    from am3f.protocol.development import dev_cv
+    from am3f.training.recipe import resolve_variant
 
     data = small_set()
     model_cfg, train_cfg = resolve_variant("ststnet", epochs=1, batch_size=16, warmup_epochs=0.0)
@@ -178,7 +178,7 @@ def test_dev_cv_scores_only_the_seeds_asked(tmp_path):
 
 
 def test_the_ensemble_refuses_a_member_run_made_with_another_tuning(tmp_path):
-    from am3f.ensemble import build_ensemble
+    from am3f.results.ensemble import build_ensemble
 
     data = small_set()
     tuned_on = {h: {"subjects": s} for h, s in halves(data).items()}
@@ -200,7 +200,7 @@ def good_recipes(data) -> dict:
 
 
 def test_hand_edited_or_foreign_recipe_files_are_refused_in_one_line(tmp_path, capsys):
-    from am3f.data import data_fingerprint
+    from am3f.data.dataset import data_fingerprint
 
     data = small_set()
     good = good_recipes(data)
@@ -237,7 +237,7 @@ def test_hand_edited_or_foreign_recipe_files_are_refused_in_one_line(tmp_path, c
 
 
 def test_a_hand_edited_recipe_on_the_command_line_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
-    from am3f import data as data_module
+    from am3f.data import dataset as data_module
 
     data = small_set()
     monkeypatch.setattr(data_module, "load_dataset", lambda root=None: data)
@@ -327,7 +327,7 @@ def test_an_out_that_is_a_file_or_under_one_or_unwritable_is_one_line(tmp_path, 
 
 
 def test_tune_on_two_subjects_is_one_line(tmp_path, monkeypatch, capsys):
-    from am3f import data as data_module
+    from am3f.data import dataset as data_module
 
     data = small_set()
     monkeypatch.setattr(data_module, "load_dataset",
@@ -338,7 +338,7 @@ def test_tune_on_two_subjects_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_a_duplicated_csv_row_is_a_named_difference_in_data_verify(tmp_path, capsys):
-    from am3f.manifest import build_manifest
+    from am3f.data.manifest import build_manifest
 
     root = write_fake_composite(tmp_path / "d", {"s1": [0, 1, 2], "s2": [2, 1, 0]})
     manifest = tmp_path / "m.csv"
@@ -352,7 +352,8 @@ def test_a_duplicated_csv_row_is_a_named_difference_in_data_verify(tmp_path, cap
 
 
 def test_a_model_too_large_is_refused_before_it_is_built(tmp_path, monkeypatch, capsys):
-    from am3f import memory, utils
+    from am3f import utils
+    from am3f.protocol import memory
 
     (tmp_path / "big.py").write_text(NAN_MODEL)
     for module in (utils, memory):
@@ -371,7 +372,7 @@ def test_a_repeated_grid_option_is_kept_and_a_repeated_key_refused(tmp_path, cap
 
 
 def test_a_grid_above_64_candidates_needs_max_candidates(tmp_path, capsys):
-    from am3f.tune import parse_grid
+    from am3f.protocol.tuning import parse_grid
 
     huge = ["lr=" + ",".join(f"{i}e-4" for i in range(1, 51)), "epochs=" + ",".join(map(str, range(1, 51))),
             "tau=" + ",".join(str(t / 10) for t in range(50)), "ema=0,0.5,0.9,0.99,0.999,0.9999,0.5,0.6,0.7,0.8"]

@@ -1,4 +1,5 @@
-"""Cross-fitted tuning (am3f.tune, `am3f tune`, `am3f loso --recipe`): no fold's recipe sees its test subject."""
+"""Cross-fitted tuning (am3f.protocol.tuning, `am3f tune`, `am3f loso --recipe`): no fold's recipe sees its test
+subject."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from am3f import runs
-from am3f.cli import main
+from am3f.app.cli import main
 from am3f.errors import AM3FError
-from am3f.tune import candidates, default_grid, halves, parse_grid, read_recipes, tune
-from am3f.zoo import ARCHITECTURES
+from am3f.models.registry import ARCHITECTURES
+from am3f.protocol import launch as runs
+from am3f.protocol.tuning import candidates, default_grid, halves, parse_grid, read_recipes, tune
 
 TINY = dict(epochs=1, batch_size=16, warmup_epochs=0.0)
 GRID = {"epochs": [1, 2], "tau": [1.0, 0.0]}
@@ -21,7 +22,7 @@ GRID = {"epochs": [1, 2], "tau": [1.0, 0.0]}
 
 def small_set():
     """10 subjects of the embedded synthetic set (5 per half)."""
-    from am3f.notebook import synthetic_data
+    from am3f.app.notebook import synthetic_data
 
     data = synthetic_data()
     return data.subset(np.isin(data.subjects, data.subject_ids[:10]))
@@ -80,7 +81,7 @@ def test_a_label_of_one_half_never_reaches_the_other_halfs_tuning(tmp_path):
 
 @pytest.mark.slow
 def test_the_same_tune_command_twice_writes_the_identical_recipes_json(tmp_path, monkeypatch, capsys):
-    from am3f import data as data_module
+    from am3f.data import dataset as data_module
 
     monkeypatch.setattr(data_module, "load_dataset", lambda root=None: small_set())
     outs = []
@@ -149,7 +150,7 @@ def test_recipe_files_that_do_not_fit_are_refused_in_one_line(tmp_path):
 
 
 def test_ensemble_members_are_the_best_subset_on_the_inner_cv_ties_to_fewer():
-    from am3f.ensemble import choose_members
+    from am3f.results.ensemble import choose_members
 
     labels = np.array([0, 1, 2, 0, 1, 2])
     right = np.eye(3)[labels]
@@ -166,7 +167,7 @@ def test_ensemble_members_are_the_best_subset_on_the_inner_cv_ties_to_fewer():
 
 @pytest.mark.slow
 def test_the_ensemble_averages_the_members_chosen_on_the_other_half(tmp_path):
-    from am3f.ensemble import build_ensemble
+    from am3f.results.ensemble import build_ensemble
 
     data = small_set()
     runs_by_arch, tune_dirs = {}, {}
@@ -193,7 +194,7 @@ def test_the_ensemble_averages_the_members_chosen_on_the_other_half(tmp_path):
 
 @pytest.mark.slow
 def test_the_leaderboard_leads_with_tuned_rows_and_their_ensemble(tmp_path):
-    from am3f import leaderboard
+    from am3f.results import leaderboard
 
     data = small_set()
     for arch in ("am3f", "ststnet"):  # tunings made beforehand (tiny grids), found by the board
@@ -211,7 +212,7 @@ def test_the_leaderboard_leads_with_tuned_rows_and_their_ensemble(tmp_path):
 
 
 def test_loso_recipe_on_the_command_line(tmp_path, monkeypatch, capsys):
-    from am3f import data as data_module
+    from am3f.data import dataset as data_module
 
     data = small_set()
     monkeypatch.setattr(data_module, "load_dataset", lambda root=None: data)

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from am3f import usermodel
-from am3f.cli import main
+from am3f.app.cli import main
+from am3f.models import user_model as usermodel
 
 MODEL = '''
 import torch
@@ -118,8 +118,8 @@ def test_an_installed_package_registers_a_model_by_entry_point(package, tmp_path
 
 
 def test_the_same_model_file_anywhere_names_the_same_run(tmp_path):
-    from am3f import runs
-    from am3f.notebook import synthetic_data
+    from am3f.app.notebook import synthetic_data
+    from am3f.protocol import launch as runs
 
     data = synthetic_data()
     hashes = []

@@ -11,8 +11,8 @@ import shutil
 import numpy as np
 import pytest
 
-from am3f.cli import main
-from am3f.synth import default_synthetic_root
+from am3f.app.cli import main
+from am3f.flow.synth import default_synthetic_root
 
 OUTSIDE = '''
 """A small micro-expression CNN as a public toolkit would ship it: written for 64 x 64 input."""
@@ -130,10 +130,10 @@ def test_a_factory_that_exits_is_a_one_line_error(outside, tmp_path, capsys):
 
 
 def test_a_cross_fitted_run_says_each_halfs_recipe(tmp_path, monkeypatch, capsys):
-    from am3f import data as data_module
-    from am3f import runs
-    from am3f.notebook import synthetic_data
-    from am3f.tune import halves
+    from am3f.app.notebook import synthetic_data
+    from am3f.data import dataset as data_module
+    from am3f.protocol import launch as runs
+    from am3f.protocol.tuning import halves
 
     data = synthetic_data()
     data = data.subset(np.isin(data.subjects, data.subject_ids[:10]))
@@ -162,7 +162,7 @@ def test_notebook_10_and_reproduce_take_the_model(outside, tmp_path):
     pytest.importorskip("papermill")
     import nbformat
 
-    from am3f.reproduce import reproduce
+    from am3f.app.reproduce import reproduce
 
     out = reproduce(notebooks=["10_your_model"], out=tmp_path / "out", model=f"{outside}:build",
                     show_progress=False)
@@ -179,16 +179,16 @@ class _Constant:
     """A toy fold runner: the same scores for every test sample."""
 
     def __call__(self, train, test, *, seed, fold):
-        from am3f.rundir import FoldOutput
+        from am3f.protocol.run_folder import FoldOutput
 
         return FoldOutput(scores=np.tile([0.5, 0.3, 0.2], (len(test), 1)))
 
 
 def test_tables_and_the_audit_call_a_user_model_by_its_own_name(fake_composite, tmp_path):
-    from am3f import audit, tables
-    from am3f.data import load_flow_dataset
-    from am3f.loso import run_loso
-    from am3f.rundir import load_run
+    from am3f.data.dataset import load_flow_dataset
+    from am3f.protocol.engine import run_loso
+    from am3f.protocol.run_folder import load_run
+    from am3f.results import audit, tables
 
     ref = str(tmp_path / "elsewhere" / "toolkit_net.py") + ":build"
     out = run_loso(load_flow_dataset(fake_composite), _Constant(), tmp_path / "run", show_progress=False,
@@ -211,7 +211,7 @@ def test_models_shows_one_user_model(outside, capsys):
 def test_reproduce_json_keeps_the_timings_of_earlier_calls(tmp_path, monkeypatch):
     import papermill
 
-    from am3f.reproduce import reproduce
+    from am3f.app.reproduce import reproduce
 
     monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: None)  # the bookkeeping only
     reproduce(notebooks=["00_walkthrough"], out=tmp_path, show_progress=False)

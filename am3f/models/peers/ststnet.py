@@ -1,0 +1,106 @@
+"""STSTNet (Liong, See, Wong & Phan, "Shallow triple stream three-dimensional CNN (STSTNet) for
+micro-expression recognition", FG 2019), the peer whose per-subject weights are published, and the
+reader of those weights.
+
+Three shallow streams over the whole flow image (3, 5 and 8 channels), each
+conv -> ReLU -> BatchNorm -> MaxPool(3, stride 3, pad 1) -> dropout; concatenated, AvgPool(2), fc.
+The layer names are the published ones (conv1..3, bn1..3, fc), so the published weights load as
+they are. The published models take the PNG as ``cv2.imread`` returns it: BGR = (strain, v, u),
+raw 0..255. Our models all take (u, v, strain) in [0, 1], so :class:`STSTNet` converts internally
+and the same datasets, LOSO engine and Grad-CAM code serve the published and the re-trained models.
+A run of the published weights (``am3f evaluate-weights``) is :func:`am3f.protocol.launch.evaluate_published_weights`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from am3f.errors import DataError
+
+from .common import PeerConfigMixin
+
+# Runs made before STSTNet had its own config recorded it as an AM3F-FlowNet ModelConfig with
+# arch "ststnet", whose other fields never applied to it: they are dropped when such a config is read.
+LEGACY_MODEL_CONFIG_KEYS = ("flows", "widths", "first_stride", "first_pool", "downsample", "msff", "msff_grid",
+                            "msff_attend", "sa_kernel", "sa_descriptor", "regions", "region_size", "region_widths",
+                            "flow_weights", "channel_weights", "reduction", "mean", "std")
+
+
+@dataclass(frozen=True)
+class STSTNetConfig(PeerConfigMixin):
+    arch: str = "ststnet"
+    n_classes: int = 3
+    dropout: float = 0.5
+
+    @classmethod
+    def from_dict(cls, d: dict) -> STSTNetConfig:
+        return super().from_dict({k: v for k, v in d.items() if k not in LEGACY_MODEL_CONFIG_KEYS})
+
+
+class STSTNet(nn.Module):
+    def __init__(self, cfg: STSTNetConfig = STSTNetConfig(), image_size: int = 28):
+        super().__init__()
+        self.cfg = cfg
+        self.conv1 = nn.Conv2d(3, 3, kernel_size=3, padding=2)
+        self.conv2 = nn.Conv2d(3, 5, kernel_size=3, padding=2)
+        self.conv3 = nn.Conv2d(3, 8, kernel_size=3, padding=2)
+        self.relu = nn.ReLU()
+        self.bn1, self.bn2, self.bn3 = nn.BatchNorm2d(3), nn.BatchNorm2d(5), nn.BatchNorm2d(8)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=3, padding=1)
+        self.avgpool = nn.AvgPool2d(kernel_size=2, stride=2)
+        self.dropout = nn.Dropout(cfg.dropout)
+        side = ((image_size + 2 * 2 - 2) + 2 - 3) // 3 + 1  # conv (pad 2) then maxpool
+        self.fc = nn.Linear(16 * (side // 2) ** 2, cfg.n_classes)
+        self._register_load_state_dict_pre_hook(_unwrap_legacy_keys)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (u, v, strain) in [0, 1]  ->  the BGR 0..255 image the published weights expect
+        x = torch.round(x.flip(1) * 255.0)
+        streams = []
+        for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)):
+            streams.append(self.dropout(self.maxpool(bn(self.relu(conv(x))))))
+        x = self.avgpool(torch.cat(streams, dim=1))
+        return self.fc(torch.flatten(x, 1))
+
+    def cam_target_layers(self) -> list[nn.Module]:
+        return [self.bn1, self.bn2, self.bn3]
+
+
+def _unwrap_legacy_keys(state_dict: dict, prefix: str, *args) -> None:
+    # checkpoints and cached fold models of the former wrapper module name every tensor "net.<layer>"
+    for key in [k for k in state_dict if k.startswith(prefix + "net.")]:
+        state_dict[prefix + key[len(prefix) + 4:]] = state_dict.pop(key)
+
+
+# ----------------------------------------------------------------------------- the published weights
+def weights_path(weights_dir: Path, subject: str) -> Path:
+    return weights_dir / f"{subject}.pth"
+
+
+def check_weights_dir(weights_dir: str | os.PathLike, subjects: list[str]) -> Path:
+    """The weights folder must hold one ``<subject>.pth`` per subject; else name the missing ones."""
+    weights_dir = Path(weights_dir)
+    if not weights_dir.is_dir():
+        raise DataError(f"{weights_dir}: weights directory does not exist")
+    missing = [s for s in subjects if not weights_path(weights_dir, s).is_file()]
+    if missing:
+        shown = ", ".join(missing[:8]) + (" ..." if len(missing) > 8 else "")
+        raise DataError(f"{weights_dir}: no weights for {len(missing)} subject(s): {shown} "
+                        f"(expected files like {weights_path(weights_dir, missing[0]).name})")
+    return weights_dir
+
+
+def load_published(path: Path, image_size: int = 28) -> STSTNet:
+    model = STSTNet(image_size=image_size)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, OSError, KeyError, ValueError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{path}: cannot load STSTNet weights ({first})") from None
+    return model.eval()
