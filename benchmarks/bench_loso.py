@@ -39,7 +39,7 @@ import torch
 from am3f.data.dataset import load_dataset
 from am3f.models.registry import build_model, count_parameters
 from am3f.protocol.development import dev_subjects, holdout_subjects
-from am3f.protocol.engine import start_workers_early, usable_cores
+from am3f.protocol.engine import Execution, start_workers_early, usable_cores
 from am3f.protocol.launch import run_config, start_run
 from am3f.protocol.metrics import megc_scores, summarize
 from am3f.protocol.run_folder import merge_run
@@ -74,7 +74,8 @@ def run_dev_cv(args: argparse.Namespace) -> int:
     for variant in args.dev_cv:
         model_cfg, train_cfg = resolve_variant(variant)
         t0 = time.perf_counter()
-        r = dev_cv(data, model_cfg, train_cfg, seeds=tuple(args.dev_seeds), device=pick_device(args.device))
+        r = dev_cv(data, model_cfg, train_cfg, seeds=tuple(args.dev_seeds),
+                   execution=Execution(device=str(pick_device(args.device)), show_progress=False))
         uf1 = [v["uf1"] for v in r["per_seed"].values()]
         uar = [v["uar"] for v in r["per_seed"].values()]
         print(f"{variant:<22} UF1 {mean_std(uf1)}  UAR {mean_std(uar)}  ({time.perf_counter() - t0:.0f} s)",
@@ -136,8 +137,8 @@ def run_speed(args: argparse.Namespace) -> int:
             flops = steps * train_flops + evals * fwd_flops
             t0 = time.perf_counter()
             run = start_run(data, run_config(data, variant=args.variant, **overrides),
-                            Path(tmp) / label.replace(" ", "_"), seeds=[seed], folds=folds, workers=workers,
-                            show_progress=False)
+                            Path(tmp) / label.replace(" ", "_"), seeds=[seed], folds=folds,
+                            execution=Execution(workers=workers, show_progress=False))
             walls[label] = wall = time.perf_counter() - t0
             preds = merge_run(run)
             uf1 = megc_scores(preds["label"], preds["pred"])["uf1"]
@@ -161,7 +162,7 @@ def run_paths(args: argparse.Namespace) -> int:
         run = Path(args.runs) / f"paths-{args.variant}-{label}"
         t0 = time.perf_counter()
         start_run(data, run_config(data, variant=args.variant, **overrides), run, seeds=args.seeds,
-                  workers=usable_cores(), show_progress=sys.stderr.isatty())
+                  execution=Execution(workers=usable_cores(), show_progress=sys.stderr.isatty()))
         runs[label] = run
         comp = summarize(merge_run(run))["subsets"]["composite"]
         print(f"{label:<11} seeds {args.seeds}: composite UF1 {comp['uf1']['mean']:.4f} ± {comp['uf1']['std']:.4f}, "
@@ -227,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         walls = {}
         for seed in args.seeds:
             t0 = time.perf_counter()
-            start_run(data, config, run, seeds=[seed], folds=folds, device=device, show_progress=sys.stderr.isatty(),
-                      workers=1 if device.type == "cuda" else usable_cores())
+            execution = Execution(workers=1 if device.type == "cuda" else usable_cores(), device=str(device),
+                                  show_progress=sys.stderr.isatty())
+            start_run(data, config, run, seeds=[seed], folds=folds, execution=execution)
             walls[seed] = time.perf_counter() - t0
             per_fold = walls[seed] / len(folds or data.subject_ids)
             print(f"   seed {seed}: {walls[seed]:.1f} s wall ({per_fold:.2f} s/fold, "

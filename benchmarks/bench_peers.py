@@ -138,6 +138,7 @@ def time_engine(data, folds: list[int], variant: str, epochs: int, *, seed: int,
                 workers: int, **overrides) -> tuple[float, int]:
     """(wall seconds, folds trained) of ``am3f loso --folds`` with its defaults (``overrides``: recipe
     fields, e.g. fold_group). A group is computed whole, so the engine may train more folds than asked."""
+    from am3f.protocol.engine import Execution
     from am3f.protocol.launch import run_config, runner_of, start_run
 
     config = run_config(data, variant=variant, epochs=epochs, **overrides)
@@ -145,8 +146,8 @@ def time_engine(data, folds: list[int], variant: str, epochs: int, *, seed: int,
     with tempfile.TemporaryDirectory() as tmp:
         synchronise(device)
         t0 = time.perf_counter()
-        start_run(data, config, Path(tmp) / "run", seeds=[seed], folds=folds, device=device,
-                  workers=1 if device.type == "cuda" else workers, show_progress=False)
+        execution = Execution(workers=1 if device.type == "cuda" else workers, device=str(device), show_progress=False)
+        start_run(data, config, Path(tmp) / "run", seeds=[seed], folds=folds, execution=execution)
         synchronise(device)
         return time.perf_counter() - t0, trained
 

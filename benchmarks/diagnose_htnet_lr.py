@@ -15,7 +15,7 @@ import time
 
 from am3f.data.dataset import load_flow_dataset
 from am3f.protocol.development import dev_cv
-from am3f.protocol.engine import usable_cores
+from am3f.protocol.engine import Execution, usable_cores
 from am3f.training.recipe import resolve_variant
 
 
@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     for lr in args.lrs:
         t0 = time.perf_counter()
         model_cfg, train_cfg = resolve_variant(args.variant, lr=lr)
-        per_seed = dev_cv(data, model_cfg, train_cfg, seeds=args.seeds, workers=usable_cores())["per_seed"]
+        per_seed = dev_cv(data, model_cfg, train_cfg, seeds=args.seeds,
+                          execution=Execution(workers=usable_cores(), show_progress=False))["per_seed"]
         scores = ", ".join(f"seed {s}: UF1 {v['uf1']:.4f} UAR {v['uar']:.4f}" for s, v in per_seed.items())
         print(f"{args.variant} lr {lr:g}: {scores}  ({time.perf_counter() - t0:.0f} s)", flush=True)
     return 0

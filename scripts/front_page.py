@@ -9,6 +9,7 @@ A generated block sits between two marker comments; the opening one names what i
     <!-- generated: scripts/front_page.py summary -->                 the README's results table
     <!-- generated: scripts/front_page.py include figures/X.md -->    figures/X.md verbatim
     <!-- generated: scripts/front_page.py leaderboard-verdicts -->     what figures/leaderboard.csv says
+    <!-- generated: scripts/front_page.py leaderboard-compact -->      figures/leaderboard.csv in a page's width
     <!-- end generated -->
 
 The summary reads figures/results.csv (AM3F-FlowNet), figures/ablations.csv (STSTNet from scratch) and
@@ -143,12 +144,51 @@ def leaderboard_verdicts() -> str:
     return "\n".join(lines) + "\n"
 
 
+def leaderboard_compact() -> str:
+    """figures/leaderboard.csv as a page column holds it (the site's is ~740 px): the scores in one table,
+    the published numbers and their protocols in a second (one row per method), the rest in figures/."""
+    lcols, board = read_csv("leaderboard.csv")
+    l_method = find_column(lcols, "method", required=False) or lcols[0]
+    l_sched = find_column(lcols, "schedule", required=False) or find_column(lcols, "protocol")
+    l_uf1 = (find_column(lcols, "honest", "uf1", avoid=("hold",), required=False)
+             or find_column(lcols, "uf1", avoid=("hold", "oracle", "published", "δ", "vs")))
+    l_hold = find_column(lcols, "hold", "uf1", required=False)
+    l_oracle = find_column(lcols, "oracle", required=False)
+    l_delta = find_column(lcols, "δ", "uf1", required=False) or find_column(lcols, "vs", "uf1")
+    l_pub = find_column(lcols, "published", "uf1", required=False)
+    l_pub_protocol = find_column(lcols, "published", "protocol", required=False)
+
+    lines = [_row(["Method", "Schedule", "Honest UF1 [95 %]", "Hold-out UF1 (clean) [95 %]", "Oracle UF1",
+                   "Δ UF1 vs tuned AM3F-FlowNet"]), "| --- | --- | --- | --- | --- | --- |"]
+    for r in board:
+        oracle = (r[l_oracle] or "—").split(" / ")[0] if l_oracle else "—"
+        lines.append(_row([r[l_method], r[l_sched], r[l_uf1], r[l_hold] if l_hold else "—", oracle, r[l_delta]]))
+    lines.append("")
+    if not l_hold:
+        lines += ["The committed leaderboard predates the hold-out column, so its rows show none yet (\"—\").", ""]
+    if l_pub and l_pub_protocol:
+        lines += ["What the authors published, and how (one row per method):", "",
+                  _row(["Method", "Published UF1 / UAR", "Published protocol"]), "| --- | --- | --- |"]
+        seen = set()
+        for r in board:
+            if r[l_method] in seen or (r[l_pub] or "—") in ("—", "--", ""):
+                continue
+            seen.add(r[l_method])
+            lines.append(_row([r[l_method], r[l_pub], r[l_pub_protocol]]))
+        lines.append("")
+    lines.append("Recipes, parameters and core-seconds per seed of every row: the full table, "
+                 "[figures/leaderboard.md](../figures/leaderboard.md).")
+    return "\n".join(lines) + "\n"
+
+
 def render(what: str) -> str:
     what = what.strip()
     if what == "summary":
         return summary()
     if what == "leaderboard-verdicts":
         return leaderboard_verdicts()
+    if what == "leaderboard-compact":
+        return leaderboard_compact()
     if what.startswith("include "):
         return include(what.split(None, 1)[1])
     raise SystemExit(f"front_page.py: unknown generated block {what!r}")

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from am3f.protocol.engine import FoldRunner
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -53,13 +55,13 @@ def fake_composite(tmp_path: Path) -> Path:
     return write_fake_composite(tmp_path / "fake", {"sub01": [0, 1, 2], "sub02": [0, 0, 1], "sub03": [2, 1, 0, 0]})
 
 
-class EpochRunner:
+class EpochRunner(FoldRunner):
     """Deterministic toy fold runner with per-epoch scores; the last epoch is the 'fixed schedule' output."""
 
     def __init__(self, n_epochs: int = 4):
         self.n_epochs = n_epochs
 
-    def __call__(self, train, test, *, seed, fold):
+    def run_fold(self, train, test, *, seed, fold):
         from am3f.protocol.run_folder import FoldOutput
 
         rng = np.random.default_rng([seed, fold])
@@ -86,8 +88,8 @@ def two_dataset_root(tmp_path: Path) -> Path:
 def run_dir(two_dataset_root: Path, tmp_path: Path) -> Path:
     """A finished two-seed toy LOSO run with per-epoch scores."""
     from am3f.data.dataset import load_flow_dataset
-    from am3f.protocol.engine import run_loso
+    from am3f.protocol.engine import QUIET, run_loso
 
     data = load_flow_dataset(two_dataset_root)
     return run_loso(data, EpochRunner(), tmp_path / "run", seeds=[0, 1], config={"model": "toy", "variant": "full"},
-                    show_progress=False)
+                    execution=QUIET)

@@ -13,6 +13,7 @@ import pytest
 
 from am3f.app.cli import main
 from am3f.errors import AM3FError
+from am3f.protocol.engine import QUIET
 from am3f.protocol.tuning import tune
 from am3f.training import fit as train
 from am3f.training.recipe import resolve_variant
@@ -63,10 +64,10 @@ def test_a_run_folder_of_the_earlier_engine_is_refused_in_one_line(tmp_path, cap
 def test_a_tuning_candidate_of_the_earlier_engine_is_refused(tmp_path):
     data = small_set()
     out = tmp_path / "tune"
-    tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0], show_progress=False)
+    tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0], execution=QUIET)
     for path in (out / "cv").rglob("identity.json"):
         identity = json.loads(path.read_text())
         del identity["engine"]
         path.write_text(json.dumps(identity))
     with pytest.raises(AM3FError, match="other the engine's numerics"):
-        tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0], show_progress=False)
+        tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0], execution=QUIET)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from am3f.app import explorer, reproduce
 from am3f.data.dataset import load_flow_dataset
-from am3f.protocol.engine import run_loso
+from am3f.protocol.engine import QUIET, run_loso
 from am3f.protocol.run_folder import load_run
 
 from conftest import EpochRunner
@@ -28,7 +28,7 @@ def partial(two_dataset_root, tmp_path):
     """A run of 2 of the 5 folds (s01 of smic, sub01 of casme2) and the data it was made on."""
     data = load_flow_dataset(two_dataset_root)
     out = run_loso(data, EpochRunner(), tmp_path / "run", seeds=[0, 1], folds=[0, 2],
-                   config={"model": "toy", "variant": "full"}, show_progress=False)
+                   config={"model": "toy", "variant": "full"}, execution=QUIET)
     return load_run(out), data
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from am3f.data.dataset import load_flow_dataset
-from am3f.protocol.engine import run_loso
+from am3f.protocol.engine import QUIET, run_loso
 from am3f.protocol.run_folder import load_run
 from am3f.results import leaderboard, writers
 
@@ -27,7 +27,7 @@ def board_runs(two_dataset_root, tmp_path):
 
     def make(variant, model, folds=None):
         out = run_loso(data, EpochRunner(), tmp_path / f"{variant}-{folds}", seeds=[0, 1], folds=folds,
-                       config={"model": model, "variant": variant, "parameters": 1234}, show_progress=False)
+                       config={"model": model, "variant": variant, "parameters": 1234}, execution=QUIET)
         run = load_run(out, label=variant)
         run.info["core_s_per_seed"] = {"0": CORE_S, "1": CORE_S}
         return run

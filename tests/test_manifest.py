@@ -77,7 +77,7 @@ def test_verify_on_fake_folders_labels_correlation_and_bad_input(tmp_path, capsy
 
 
 def test_the_fingerprint_follows_every_pixel_and_label_and_runs_record_it(tmp_path):
-    from am3f.protocol.engine import run_loso
+    from am3f.protocol.engine import QUIET, run_loso
 
     from conftest import EpochRunner
 
@@ -90,7 +90,7 @@ def test_the_fingerprint_follows_every_pixel_and_label_and_runs_record_it(tmp_pa
     labels = data.labels.copy()
     labels[0] = (labels[0] + 1) % 3
     assert data_fingerprint(type(data)(data.x, labels, data.subjects, data.datasets, data.sample_ids)) != fp
-    run = run_loso(data, EpochRunner(), tmp_path / "run", seeds=[0], show_progress=False)
+    run = run_loso(data, EpochRunner(), tmp_path / "run", seeds=[0], execution=QUIET)
     assert json.loads((run / "run.json").read_text())["data_fingerprint"] == fp
     assert "data_fingerprint" not in json.loads((run / "config.json").read_text())
 

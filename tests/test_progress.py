@@ -7,7 +7,7 @@ import time
 
 from am3f.app.cli import main
 from am3f.data.dataset import load_flow_dataset
-from am3f.protocol.engine import run_loso
+from am3f.protocol.engine import Execution, run_loso
 from am3f.protocol.fold_runner import TrainRunner
 from am3f.training.recipe import resolve_variant
 from am3f.utils import progress
@@ -46,7 +46,8 @@ def test_loso_in_a_log_file_shows_epoch_lines(fake_composite, tmp_path, monkeypa
 def test_worker_processes_report_their_epochs(fake_composite, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("AM3F_PROGRESS", raising=False)
     data = load_flow_dataset(fake_composite)
-    run_loso(data, _tiny_runner(), tmp_path / "run", workers=2)  # 3 groups of one fold on 2 workers
+    # 3 groups of one fold on 2 workers
+    run_loso(data, _tiny_runner(), tmp_path / "run", execution=Execution(workers=2))
     out = capsys.readouterr().out
     assert "epoch 1/2)" in out  # an epoch inside a worker, not only finished groups
     assert "6/6 epoch" in out and "3 of 3 group(s)" in out

@@ -27,8 +27,12 @@ def test_notebook_structure(name):
     assert len(tagged) == 1, f"{name}: exactly one cell tagged 'parameters'"
     src = tagged[0].source
     # the walkthrough always follows a synthetic sample and trains one small model: no run parameters
+    # notebooks of one run take run_dir; 09 and 10 make one run per method (no run_dir); 10 needs no reference
     required = ("figures_dir =",) if name == "00_walkthrough" else (
-        "data_root = \"\"", "shared_dir = \"\"", "run_dir =", "figures_dir =", "epochs =", "seeds =", "folds =")
+        "data_root = \"\"", "figures_dir =", "epochs =", "seeds =", "folds =")
+    required += ("run_dir =",) * (name not in ("00_walkthrough", "09_leaderboard", "10_your_model"))
+    required += ("shared_dir = \"\"",) * (name not in ("00_walkthrough", "10_your_model"))
+    assert "unused" not in src, f"{name}: a parameter the notebook does not use"
     for p in required:
         assert p in src, f"{name}: parameter {p!r} missing"
     # papermill must parse every assignment (an '=' inside a comment makes it skip the line silently)
@@ -52,7 +56,9 @@ def test_profile_parameters_only_declared_names():
         assert {"data_root", "figures_dir", "runs_dir", "epochs", "seeds", "folds"} <= set(params)
         assert params["figures_dir"] == str(out / "figures")
         if name != "00_walkthrough":
-            assert {"data_root", "shared_dir", "figures_dir", "runs_dir", "epochs", "seeds", "folds"} <= declared
+            assert {"data_root", "figures_dir", "runs_dir", "epochs", "seeds", "folds"} <= declared
+            # notebook 10 compares your model with ours on the data alone: no reference material
+            assert ("shared_dir" in declared) == (name != "10_your_model")
     full = reproduce.notebook_parameters("04_ablations", "full", "", out)
     # the main model and every ablation variant on five seeds, every fold, the declared schedule
     assert full["folds"] == "" and full["seeds"] == [0, 1, 2, 3, 4] and full["epochs"] == 0

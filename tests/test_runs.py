@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from am3f.protocol import launch as runs
+from am3f.protocol.engine import QUIET
 from am3f.protocol.folds import held_out_rows
 from am3f.training.fit import predict
 from am3f.training.recipe import TrainConfig
@@ -41,7 +42,7 @@ def test_a_fold_retrained_through_the_notebook_api_reproduces_the_run(tmp_path):
     subject equal the run's, digit for digit."""
     data = tiny_two_dataset_set()
     config = runs.run_config(data, variant="full", **TINY)
-    run = runs.start_run(data, config, tmp_path / "run", seeds=[1], show_progress=False)
+    run = runs.start_run(data, config, tmp_path / "run", seeds=[1], execution=QUIET)
     written = pd.read_csv(run / "predictions.csv", dtype={"subject": str})
     cols = [f"score_{c}" for c in data.class_names]
     tta = TrainConfig.from_dict(config["train_config"]).tta_flip
@@ -69,7 +70,7 @@ def test_a_run_made_before_ststnet_had_its_own_config_still_loads_and_reproduces
     (out / "folds").mkdir(parents=True)
     shutil.copy(DATA / "ststnet-run-config-v0.1.json", out / "config.json")
     data = synthetic_data()
-    runs.start_run(data, legacy, out, seeds=[0], folds=[0], show_progress=False)
+    runs.start_run(data, legacy, out, seeds=[0], folds=[0], execution=QUIET)
     assert (out / "folds" / "s0_f000.csv").read_text() == (DATA / "ststnet-run-v0.1-s0_f000.csv").read_text()
 
 

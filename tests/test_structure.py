@@ -140,3 +140,23 @@ def test_docstrings_map_every_module():
         missing += [m for m in MODULES if m.startswith(stage + ".") and m.count(".") == 1
                     and f"``{m.split('.')[1]}``" not in doc]
     assert not missing, f"not described in the package docstrings: {missing}"
+
+
+# what only a front end knows: notebook files, nbval, papermill, the folder layout of the shared reference material
+FRONT_END_WORDS = ("real-onset-apex", "nbval", ".ipynb", "papermill")
+
+
+def code_strings(source: str) -> list[tuple[int, str]]:
+    """(line, text) of the string constants a module's code uses (docstrings left out: they may explain)."""
+    tree = ast.parse(source)
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
+def test_no_front_end_below_the_app_layer():
+    found = [f"{module} line {line}: {text[:60]!r}" for module in MODULES if stage_of(module) < STAGES.index("app")
+             for line, text in code_strings(FILES[module].read_text()) if any(w in text for w in FRONT_END_WORDS)]
+    assert not found, "front-end knowledge in the core (move it to am3f/app/ or scripts/):\n" + "\n".join(found)

@@ -1,10 +1,12 @@
 """Result tables and their writers, on tiny toy runs (no training)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from am3f.data.dataset import load_flow_dataset
-from am3f.protocol.engine import run_loso
+from am3f.protocol.engine import QUIET, run_loso
 from am3f.protocol.metrics import megc_scores
 from am3f.protocol.run_folder import load_run
 from am3f.results import stats, tables, writers
@@ -65,6 +67,10 @@ def test_published_peers_file_has_one_source_per_row():
     peers = tables.published_peers()
     assert peers["source"].str.len().min() > 10 and peers["method"].is_unique
     assert peers.loc[peers.method == "STSTNet (as published)", "composite_uar"].item() == 0.7605
+    # one mark for "none", in the file (empty) and on screen ("—"), never "--" beside it
+    raw = (Path(tables.__file__).parents[1] / "published_peers.csv").read_text(encoding="utf-8")
+    assert ",--," not in raw
+    assert set(peers.loc[peers.method.isin(["RCN", "OFF-ApexNet"]), "protocol"]) == {"—"}
 
 
 def test_peers_table_recomputes_ststnet_row_from_a_run(run_dir):
@@ -82,7 +88,7 @@ def test_ablation_table_deltas(two_dataset_root, tmp_path):
     runs = {}
     for i, name in enumerate(["full", "no_msff"]):
         runs[name] = run_loso(data, EpochRunner(n_epochs=2 + i), tmp_path / name, seeds=[0],
-                              config={"variant": name}, show_progress=False)
+                              config={"variant": name}, execution=QUIET)
     table = tables.ablation_table(runs, descriptions={"full": "everything", "no_msff": "no fusion"})
     assert list(table.Variant) == ["full", "no_msff"]
     uf1 = {name: _per_seed_uf1(load_run(path).predictions)[0] for name, path in runs.items()}

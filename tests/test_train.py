@@ -13,7 +13,7 @@ from am3f.app.cli import main
 from am3f.data.dataset import FlowDataset
 from am3f.protocol.checkpoint import load_checkpoint, train_final
 from am3f.protocol.development import dev_subjects, holdout_subjects
-from am3f.protocol.engine import run_loso
+from am3f.protocol.engine import QUIET, run_loso
 from am3f.protocol.fold_runner import TrainRunner
 from am3f.protocol.metrics import summarize
 from am3f.training.augment import augment, hflip_flow, shift_images
@@ -101,14 +101,14 @@ def test_priors_come_from_the_training_fold_only():
     seen = {}
 
     class Spy(TrainRunner):
-        def __call__(self, train, test, *, seed, fold):
+        def run_fold(self, train, test, *, seed, fold):
             seen[fold] = (set(train.subjects.tolist()), set(test.subjects.tolist()))
-            return super().__call__(train, test, seed=seed, fold=fold)
+            return super().run_fold(train, test, seed=seed, fold=fold)
 
     from am3f.protocol.folds import fold_of, split_fold
 
     train, test = split_fold(data, fold_of(data, "s2"))
-    out = Spy(mc, tc)(train, test, seed=0, fold=2)
+    out = Spy(mc, tc).run_fold(train, test, seed=0, fold=2)
     assert np.allclose(out.info["train_priors"], class_priors(train.labels, 3).numpy(), atol=1e-4)
     assert not np.allclose(out.info["train_priors"], class_priors(data.labels, 3).numpy(), atol=1e-3)
     assert "s2" not in seen[2][0]
@@ -118,7 +118,7 @@ def test_tiny_loso_through_run_loso(tmp_path):
     data = make_data()
     mc, tc = resolve_variant("full", **TINY)
     run = run_loso(data, TrainRunner(mc, tc), tmp_path / "run", seeds=[0], folds=[0, 1],
-                   config={"model_config": mc.to_dict(), "train_config": tc.to_dict()}, show_progress=False)
+                   config={"model_config": mc.to_dict(), "train_config": tc.to_dict()}, execution=QUIET)
     preds = __import__("pandas").read_csv(run / "predictions.csv")
     assert len(preds) == 12 and set(preds["fold"]) == {0, 1}
     ep = np.load(run / "folds" / "s0_f000.npz")["epoch_scores"]

@@ -16,7 +16,7 @@ import pytest
 from am3f.app.cli import build_parser, main
 from am3f.errors import AM3FError
 from am3f.protocol import launch as runs
-from am3f.protocol.engine import run_loso
+from am3f.protocol.engine import QUIET, run_loso
 from am3f.protocol.tuning import halves, read_recipes, tune
 
 from conftest import EpochRunner, write_fake_composite
@@ -72,16 +72,16 @@ def one_line_error(capsys) -> str:
 # ----------------------------------------------------------------------------- 2. identity of runs and tunings
 def test_a_run_folder_refuses_data_with_other_labels(tmp_path):
     data = small_set()
-    out = run_loso(data, EpochRunner(), tmp_path / "run", folds=[0], show_progress=False)
+    out = run_loso(data, EpochRunner(), tmp_path / "run", folds=[0], execution=QUIET)
     with pytest.raises(AM3FError, match="made on other data"):
-        run_loso(relabelled(data), EpochRunner(), out, folds=[1], show_progress=False)
+        run_loso(relabelled(data), EpochRunner(), out, folds=[1], execution=QUIET)
     assert len(list((out / "folds").glob("*.json"))) == 1  # nothing of the new labels was mixed in
-    run_loso(data, EpochRunner(), out, folds=[1], show_progress=False)  # the same data resumes
+    run_loso(data, EpochRunner(), out, folds=[1], execution=QUIET)  # the same data resumes
 
 
 def test_ensure_run_never_shows_a_run_made_on_other_data(tmp_path):
     data = small_set()
-    made = run_loso(data, EpochRunner(), tmp_path / "toy", folds=[0], config={"model": "toy"}, show_progress=False)
+    made = run_loso(data, EpochRunner(), tmp_path / "toy", folds=[0], config={"model": "toy"}, execution=QUIET)
     assert runs.ensure_run(data, made, model="ststnet", show_progress=False) == made  # as it is: other config
     with pytest.raises(AM3FError, match="made on other data"):
         runs.ensure_run(relabelled(data), made, model="ststnet", show_progress=False)
@@ -115,22 +115,22 @@ def test_a_module_form_model_records_its_code_and_does_not_resume_with_other_cod
 def test_a_tuning_folder_refuses_other_model_seeds_labels_or_subjects(tmp_path):
     data = small_set()
     out = tmp_path / "tune"
-    first = tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0], show_progress=False)
+    first = tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0], execution=QUIET)
     from am3f.data.dataset import data_fingerprint
 
     assert first["data_fingerprint"] == data_fingerprint(data)
     cases = {
-        "model": lambda: tune(data, "rcn", out, grid={"epochs": [1]}, seeds=[0], show_progress=False),
-        "seeds": lambda: tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0, 1], show_progress=False),
-        "data": lambda: tune(relabelled(data), "ststnet", out, grid={"epochs": [1]}, seeds=[0], show_progress=False),
+        "model": lambda: tune(data, "rcn", out, grid={"epochs": [1]}, seeds=[0], execution=QUIET),
+        "seeds": lambda: tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0, 1], execution=QUIET),
+        "data": lambda: tune(relabelled(data), "ststnet", out, grid={"epochs": [1]}, seeds=[0], execution=QUIET),
         "subjects in its half": lambda: tune(data.subset(data.subjects != data.subject_ids[0]), "ststnet", out,
-                                             grid={"epochs": [1]}, seeds=[0], show_progress=False),
+                                             grid={"epochs": [1]}, seeds=[0], execution=QUIET),
     }
     for needle, call in cases.items():
         with pytest.raises(AM3FError, match=f"other .*{needle}"):
             call()
     before = (out / "recipes.json").read_bytes()
-    assert tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0], show_progress=False) == first  # resumes
+    assert tune(data, "ststnet", out, grid={"epochs": [1]}, seeds=[0], execution=QUIET) == first  # resumes
     assert (out / "recipes.json").read_bytes() == before
 
 
@@ -141,7 +141,7 @@ def test_a_tuning_of_a_users_model_is_used_only_with_the_code_it_tuned(tmp_path)
     model.write_text("from torch import nn\n\n\ndef build(num_classes=3):\n"
                      "    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, num_classes))\n")
     ref = f"{model}:build"
-    tuned = tune(data, ref, tmp_path / "tune", grid={"epochs": [1]}, seeds=[0], show_progress=False)
+    tuned = tune(data, ref, tmp_path / "tune", grid={"epochs": [1]}, seeds=[0], execution=QUIET)
     assert len(tuned["model_code_sha256"]) == 64
     recipes = tmp_path / "tune" / "recipes.json"
     runs.run_config(data, model=ref, recipe=recipes)
@@ -188,7 +188,7 @@ def test_the_ensemble_refuses_a_member_run_made_with_another_tuning(tmp_path):
         tune_dirs[arch].mkdir()
         (tune_dirs[arch] / "recipes.json").write_text(f'{{"model": "{arch}"}}')
         config = {"model": arch, "tuned_recipe": {"sha256": "0" * 64, "tuned_on": tuned_on}}  # another tuning's
-        member_runs[arch] = run_loso(data, EpochRunner(), tmp_path / arch, config=config, show_progress=False)
+        member_runs[arch] = run_loso(data, EpochRunner(), tmp_path / arch, config=config, execution=QUIET)
     with pytest.raises(AM3FError, match="another tuning"):
         build_ensemble(data, member_runs, tune_dirs, tmp_path / "ensemble")
 
@@ -267,16 +267,16 @@ def test_a_model_with_nan_logits_stops_in_one_line_naming_model_fold_seed_and_ep
 
 def test_non_finite_class_scores_are_never_written_nor_scored(tmp_path, capsys):
     class NaNRunner(EpochRunner):
-        def __call__(self, train, test, *, seed, fold):
-            out = super().__call__(train, test, seed=seed, fold=fold)
+        def run_fold(self, train, test, *, seed, fold):
+            out = super().run_fold(train, test, seed=seed, fold=fold)
             out.scores[0, 0] = np.nan
             return out
 
     data = small_set()
     with pytest.raises(AM3FError, match=r"non-finite class scores .*fold 0 \(synth01\), seed 0"):
-        run_loso(data, NaNRunner(), tmp_path / "nan", folds=[0], config={"model": "toy"}, show_progress=False)
+        run_loso(data, NaNRunner(), tmp_path / "nan", folds=[0], config={"model": "toy"}, execution=QUIET)
     # a run folder written before this check, with an empty score: `score` and `compare` refuse it
-    run = run_loso(data, EpochRunner(), tmp_path / "run", folds=[0, 1], show_progress=False)
+    run = run_loso(data, EpochRunner(), tmp_path / "run", folds=[0, 1], execution=QUIET)
     csv = run / "folds" / "s0_f001.csv"
     frame = pd.read_csv(csv)
     frame.loc[2, "score_negative"] = np.nan
@@ -296,7 +296,7 @@ def test_non_finite_class_scores_are_never_written_nor_scored(tmp_path, capsys):
     ("garbage csv", "folds/s0_f001.csv is damaged"),
 ])
 def test_a_damaged_fold_is_named_not_scored(tmp_path, capsys, damage, needle):
-    run = run_loso(small_set(), EpochRunner(), tmp_path / "run", folds=[0, 1, 2], show_progress=False)
+    run = run_loso(small_set(), EpochRunner(), tmp_path / "run", folds=[0, 1, 2], execution=QUIET)
     csv, meta = run / "folds" / "s0_f001.csv", run / "folds" / "s0_f001.json"
     text = csv.read_text()
     if damage == "cut":

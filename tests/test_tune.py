@@ -14,6 +14,7 @@ from am3f.app.cli import main
 from am3f.errors import AM3FError
 from am3f.models.registry import ARCHITECTURES
 from am3f.protocol import launch as runs
+from am3f.protocol.engine import QUIET
 from am3f.protocol.tuning import candidates, default_grid, halves, parse_grid, read_recipes, tune
 
 TINY = dict(epochs=1, batch_size=16, warmup_epochs=0.0)
@@ -29,7 +30,7 @@ def small_set():
 
 
 def tuned(data, out, grid=GRID):
-    return tune(data, "ststnet", out, grid=grid, seeds=[0], show_progress=False)
+    return tune(data, "ststnet", out, grid=grid, seeds=[0], execution=QUIET)
 
 
 def relabelled(data, half_subjects):
@@ -109,7 +110,7 @@ def test_a_cross_fitted_run_trains_each_fold_with_the_other_halfs_recipe(tmp_pat
     config = runs.run_config(data, model="ststnet", recipe=recipes, batch_size=16, warmup_epochs=0.0)
     record = config["tuned_recipe"]
     assert record["sha256"] == t["sha256"] and set(record["tuned_on"]) == {"A", "B"}
-    run = runs.start_run(data, config, tmp_path / "run", seeds=[0], show_progress=False)
+    run = runs.start_run(data, config, tmp_path / "run", seeds=[0], execution=QUIET)
     side = {s: h for h in "AB" for s in t["halves"][h]["subjects"]}
     for f in sorted((run / "folds").glob("*.json")):
         meta = json.loads(f.read_text())
@@ -119,7 +120,7 @@ def test_a_cross_fitted_run_trains_each_fold_with_the_other_halfs_recipe(tmp_pat
     cols = [c for c in preds if c.startswith("score_")]
     for h, other in (("A", "B"), ("B", "A")):
         plain = runs.run_config(data, model="ststnet", batch_size=16, warmup_epochs=0.0, **t["halves"][other]["chosen"])
-        plain_run = runs.start_run(data, plain, tmp_path / f"plain-{other}", seeds=[0], show_progress=False)
+        plain_run = runs.start_run(data, plain, tmp_path / f"plain-{other}", seeds=[0], execution=QUIET)
         ref = pd.read_csv(plain_run / "predictions.csv", dtype={"subject": str})
         mine = preds[preds.subject.isin(t["halves"][h]["subjects"])].sort_values("sample_id")
         theirs = ref[ref.subject.isin(t["halves"][h]["subjects"])].sort_values("sample_id")
@@ -172,10 +173,10 @@ def test_the_ensemble_averages_the_members_chosen_on_the_other_half(tmp_path):
     data = small_set()
     runs_by_arch, tune_dirs = {}, {}
     for arch in ("ststnet", "rcn"):
-        tune(data, arch, tmp_path / f"tune-{arch}", grid={"epochs": [1, 2]}, seeds=[0], show_progress=False)
+        tune(data, arch, tmp_path / f"tune-{arch}", grid={"epochs": [1, 2]}, seeds=[0], execution=QUIET)
         tune_dirs[arch] = tmp_path / f"tune-{arch}"
         config = runs.run_config(data, model=arch, recipe=tune_dirs[arch] / "recipes.json", batch_size=16)
-        runs_by_arch[arch] = runs.start_run(data, config, tmp_path / f"run-{arch}", seeds=[0], show_progress=False)
+        runs_by_arch[arch] = runs.start_run(data, config, tmp_path / f"run-{arch}", seeds=[0], execution=QUIET)
     out = build_ensemble(data, runs_by_arch, tune_dirs, tmp_path / "ensemble")
     config = json.loads((out / "config.json").read_text())
     preds = pd.read_csv(out / "predictions.csv", dtype={"subject": str}).set_index("sample_id")
@@ -198,7 +199,7 @@ def test_the_leaderboard_leads_with_tuned_rows_and_their_ensemble(tmp_path):
 
     data = small_set()
     for arch in ("am3f", "ststnet"):  # tunings made beforehand (tiny grids), found by the board
-        tune(data, arch, tmp_path / "tuning" / arch, grid={"epochs": [1, 2]}, seeds=[0], show_progress=False)
+        tune(data, arch, tmp_path / "tuning" / arch, grid={"epochs": [1, 2]}, seeds=[0], execution=QUIET)
     runs_ = leaderboard.board_runs(data, tmp_path / "runs", variants=["ststnet"], tuned=["am3f", "ststnet"],
                                    tuning_dir=tmp_path / "tuning", epochs=1, workers=1, folds="0-3")
     assert list(runs_) == ["am3f-tuned", "ststnet-tuned", "ensemble", "ststnet"]

@@ -175,23 +175,21 @@ def test_notebook_10_and_reproduce_take_the_model(outside, tmp_path):
     assert not list((out / "runs").glob("my_model.py_build-*"))  # the notebook's demo model did not train
 
 
-class _Constant:
-    """A toy fold runner: the same scores for every test sample."""
+def _constant(train, test, *, seed, fold):
+    """A toy fold runner, as a plain function: the same scores for every test sample."""
+    from am3f.protocol.run_folder import FoldOutput
 
-    def __call__(self, train, test, *, seed, fold):
-        from am3f.protocol.run_folder import FoldOutput
-
-        return FoldOutput(scores=np.tile([0.5, 0.3, 0.2], (len(test), 1)))
+    return FoldOutput(scores=np.tile([0.5, 0.3, 0.2], (len(test), 1)))
 
 
 def test_tables_and_the_audit_call_a_user_model_by_its_own_name(fake_composite, tmp_path):
     from am3f.data.dataset import load_flow_dataset
-    from am3f.protocol.engine import run_loso
+    from am3f.protocol.engine import QUIET, run_loso
     from am3f.protocol.run_folder import load_run
     from am3f.results import audit, tables
 
     ref = str(tmp_path / "elsewhere" / "toolkit_net.py") + ":build"
-    out = run_loso(load_flow_dataset(fake_composite), _Constant(), tmp_path / "run", show_progress=False,
+    out = run_loso(load_flow_dataset(fake_composite), _constant, tmp_path / "run", execution=QUIET,
                    config={"model": ref, "variant": ref})
     run = load_run(out)
     assert run.label == "toolkit_net.py:build"  # its file and factory, not the folder it lay in

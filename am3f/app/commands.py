@@ -234,7 +234,7 @@ def _load_data(args: argparse.Namespace):
 
 
 def cmd_loso(args: argparse.Namespace) -> None:
-    from am3f.protocol.engine import start_workers_early, usable_cores
+    from am3f.protocol.engine import Execution, start_workers_early, usable_cores
 
     _check_execution(args)
     overrides = _train_overrides(args)  # bad values fail before any process starts
@@ -266,8 +266,10 @@ def cmd_loso(args: argparse.Namespace) -> None:
     print(f"{named}: {config['parameters']:,} parameters; device {device}; "
           f"{epochs} epochs x {train_cfg.n_models} model(s) per fold, folds trained in groups of up to "
           f"{group}, on {where}")
-    start_run(data, config, args.out, seeds=args.seeds, folds=_folds(args, data), device=device, workers=workers,
-              scheduler=args.scheduler, record_epochs=not args.no_epoch_scores, threads=args.threads or 1)
+    execution = Execution(workers=workers, scheduler=args.scheduler or None, device=str(device),
+                          threads=args.threads or 1)
+    start_run(data, config, args.out, seeds=args.seeds, folds=_folds(args, data), execution=execution,
+              record_epochs=not args.no_epoch_scores)
     print(f"predictions written to {Path(args.out) / 'predictions.csv'}; score them with: am3f score {args.out}")
 
 
@@ -278,7 +280,7 @@ def _describe(overrides: dict) -> str:
 
 def cmd_tune(args: argparse.Namespace) -> None:
     from am3f.models.registry import model_variant
-    from am3f.protocol.engine import start_workers_early, usable_cores
+    from am3f.protocol.engine import Execution, start_workers_early, usable_cores
     from am3f.protocol.tuning import parse_grid
 
     _check_execution(args)
@@ -296,8 +298,9 @@ def cmd_tune(args: argparse.Namespace) -> None:
     workers = 1 if device.type == "cuda" else (args.workers or usable_cores())
     print(f"tuning {variant}: {len(candidates(grid))} candidates x 2 subject halves x 5-fold CV x "
           f"{len(args.seeds)} seed(s); grid " + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in grid.items()))
-    result = tune(data, variant, args.out, grid=grid, seeds=args.seeds, workers=workers, scheduler=args.scheduler,
-                  device=str(device), max_candidates=max_candidates)
+    execution = Execution(workers=workers, scheduler=args.scheduler or None, device=str(device))
+    result = tune(data, variant, args.out, grid=grid, seeds=args.seeds, execution=execution,
+                  max_candidates=max_candidates)
     for half, h in result["halves"].items():
         best = next(c for c in h["candidates"] if c["overrides"] == h["chosen"])
         print(f"half {half} ({len(h['subjects'])} subjects): chose {_describe(h['chosen'])} "

@@ -112,6 +112,25 @@ def fit_without(data, subject: str, variant: str = "full", epochs: int = 0, seed
     return fit_folds(data, [fold_of(data, subject)], model_cfg, train_cfg, seed=seed, device=device)[0].models[0]
 
 
+# the real onset/apex GIFs notebook 01 compares with the community's flow images (shared_dir/real-onset-apex/)
+REFERENCE_GIFS: tuple[str, ...] = ("006_006_1_2", "s03_s03_po_11")
+
+
+def real_gif_correlations(shared_dir: str | os.PathLike, names: tuple[str, ...] = REFERENCE_GIFS,
+                          method: str = "tvl1"):
+    """Notebook 01's check on real frames: :func:`am3f.flow.optical_flow.reference_correlations` of the GIFs
+    ``shared_dir/real-onset-apex/<name>.gif`` against ``shared_dir/megc2019-composite/flows/``."""
+    from am3f.flow.optical_flow import flow_image_path, reference_correlations
+
+    shared = Path(shared_dir)
+    pairs = []
+    for name in names:
+        subject, sample = name.split("_", 1)
+        pairs.append((name, shared / "real-onset-apex" / f"{name}.gif",
+                      flow_image_path(shared / "megc2019-composite" / "flows", subject, sample)))
+    return reference_correlations(pairs, method)
+
+
 def evaluate_published_ststnet(shared_dir: str | os.PathLike, out: str | os.PathLike) -> Path | None:
     """A run of the published STSTNet weights in ``shared_dir`` (made once, then reused), or None
     when the folder does not hold them."""

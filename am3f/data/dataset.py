@@ -69,6 +69,15 @@ class FlowDataset:
             fold_by=self.fold_by, only_datasets=self.only_datasets,
         )
 
+    def joined(self, other: FlowDataset) -> FlowDataset:
+        """This dataset's rows, then ``other``'s (this one's metadata kept): e.g. a fold given as two sets."""
+        return FlowDataset(
+            x=np.concatenate([self.x, other.x]), labels=np.r_[self.labels, other.labels],
+            subjects=np.r_[self.subjects, other.subjects], datasets=np.r_[self.datasets, other.datasets],
+            sample_ids=np.r_[self.sample_ids, other.sample_ids], name=self.name, root=self.root,
+            synthetic=self.synthetic, class_names=self.class_names, extra=self.extra,
+        )
+
     @property
     def subject_ids(self) -> list[str]:
         """Subjects in fold order (sorted), one LOSO fold each."""

@@ -331,27 +331,19 @@ def compare_to_reference(image: np.ndarray | str | os.PathLike,
 
 
 # the real GIFs that have a community reference flow image in megc2019-composite/flows
-REFERENCE_GIFS: tuple[str, ...] = ("006_006_1_2", "s03_s03_po_11")
+def reference_correlations(pairs, method: str = "tvl1"):
+    """Pearson r per channel between our flow image of real onset/apex pairs and their reference images.
 
-
-def real_gif_correlations(shared_dir: str | os.PathLike, names: tuple[str, ...] = REFERENCE_GIFS,
-                          method: str = "tvl1"):
-    """Pearson r per channel between our flow image of a real onset/apex GIF and its reference image.
-
-    ``shared_dir`` holds ``real-onset-apex/<name>.gif`` and ``megc2019-composite/flows/``. Returns a
-    pandas DataFrame. Numbers only: nothing here draws the (licence-restricted, identifiable) faces.
-    """
+    ``pairs``: (sample name, onset/apex GIF, reference flow image) triples; a triple whose files are
+    missing is left out. Returns a pandas DataFrame. Numbers only: nothing here draws the
+    (licence-restricted, identifiable) faces."""
     import pandas as pd
 
     from am3f.flow.frames import load_pair
 
-    shared = Path(shared_dir)
     rows = []
-    for name in names:
-        gif = shared / "real-onset-apex" / f"{name}.gif"
-        sub, fname = name.split("_", 1)
-        ref = flow_image_path(shared / "megc2019-composite" / "flows", sub, fname)
-        if not gif.is_file() or not ref.is_file():
+    for name, gif, ref in pairs:
+        if not Path(gif).is_file() or not Path(ref).is_file():
             continue
         pair = load_pair(gif)
         ours = flow_to_image(compute_flow(pair.onset, pair.apex, method))

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import torch
 
 from am3f.data.dataset import FlowDataset
 from am3f.models.am3f_flownet import ModelConfig
+from am3f.protocol.engine import QUIET, Execution
 from am3f.training.recipe import TrainConfig
 
 
@@ -45,12 +45,11 @@ def dev_folds(data: FlowDataset, n_splits: int = 5, subjects: list[str] | None =
 
 
 def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *, seeds=(0,), n_splits: int = 5,
-           device: torch.device | str = "cpu", workers: int = 1, subjects: list[str] | None = None,
-           out: str | None = None, scheduler: str | None = None) -> dict:
+           subjects: list[str] | None = None, out: str | None = None, execution: Execution = QUIET) -> dict:
     """Subject-grouped ``n_splits``-fold CV inside the development half only (or inside ``subjects``):
     pooled UF1/UAR per seed of ``seeds`` (only those, whatever else ``out`` holds), their means, and the
     predictions (for paired comparisons, :func:`am3f.results.stats.compare_predictions`). ``out``: keep the CV's
-    run directory there (resumable); None: a temporary one."""
+    run directory there (resumable); None: a temporary one. ``execution``: where and how it trains."""
     import tempfile
 
     from am3f.protocol.engine import run_loso
@@ -63,8 +62,8 @@ def dev_cv(data: FlowDataset, model_cfg: ModelConfig, train_cfg: TrainConfig, *,
         run = out or tmp
         config = {"kind": "cv", "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
                   "n_splits": n_splits}
-        run_loso(folds, TrainRunner(model_cfg, train_cfg, device, record_epochs=False), run, seeds=seeds,
-                 config=config, device=str(device), workers=workers, scheduler=scheduler, show_progress=False)
+        runner = TrainRunner(model_cfg, train_cfg, execution.device, record_epochs=False, threads=execution.threads)
+        run_loso(folds, runner, run, seeds=seeds, config=config, execution=execution.but(show_progress=False))
         preds = merge_run(run)
     preds = preds[preds["seed"].isin([int(s) for s in seeds])]  # a kept folder may hold other seeds too
     out = {"per_seed": {int(s): megc_scores(g["label"], g["pred"]) for s, g in preds.groupby("seed")},

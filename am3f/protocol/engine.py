@@ -5,14 +5,18 @@ Honest protocol: a fold runner gets the training subjects for fitting and the he
 to predict at the end of its fixed schedule. Per-epoch test scores may be *recorded* to measure how
 much epoch-picking would inflate results; nothing here ever selects by them.
 
-Work is done in groups of folds: a runner with ``groups(data)`` and ``run_group(data, folds, seed=)``
-(:class:`am3f.protocol.fold_runner.TrainRunner`) trains a group in one batched computation; any other runner
-(``runner(train, test, seed=, fold=)``) runs one fold at a time. Groups are fixed by the data and the
-runner's configuration, so a fold's result does not depend on ``workers``, ``--folds`` shards or the
-scheduler. A group is trained whole even when a ``--folds`` shard asks for some of its folds only: the
-folds it did not ask for are kept in ``RUN/spare/`` (:data:`SPARE_DIR`), and a later shard that asks
-for them takes them from there instead of training the group again, so shards never cost more than
-one run of their union. Three ways to execute them, all writing the same run directory from this process:
+A fold runner is a :class:`FoldRunner`: the base owns what the engine calls (``groups``,
+``fold_epochs``, ``recipes``, ``run_group``), and each runner is a small piece on it: one that trains a
+group of folds in one batched computation overrides ``groups`` and ``run_group``
+(:class:`am3f.protocol.fold_runner.TrainRunner`); one that handles a fold at a time overrides ``run_fold``
+only (a plain function ``fn(train, test, *, seed, fold)`` is wrapped as such a runner). How the work is
+executed (workers, a scheduler, the device, threads, progress) is one :class:`Execution` value: it never
+changes a fold's result. Groups are fixed by the data and the runner's configuration, so a fold's
+result does not depend on ``workers``, ``--folds`` shards or the scheduler. A group is trained whole
+even when a ``--folds`` shard asks for some of its folds only: the folds it did not ask for are kept
+in ``RUN/spare/`` (:data:`SPARE_DIR`), and a later shard that asks for them takes them from there
+instead of training the group again, so shards never cost more than one run of their union. Three
+ways to execute them, all writing the same run directory from this process:
 
 * ``workers=1``: in this process;
 * ``workers=N``: N local worker processes, each single-threaded, each sent the dataset once;
@@ -26,10 +30,10 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
 
 from am3f.data.dataset import FlowDataset
 from am3f.errors import AM3FError
@@ -45,11 +49,79 @@ from am3f.protocol.run_folder import (
 )
 from am3f.utils import atomic_move, progress
 
-__all__ = ["FoldOutput", "FoldRunner", "dataset_info", "run_loso", "start_workers_early", "usable_cores"]
+__all__ = ["DEFAULT_EXECUTION", "QUIET", "Execution", "FoldOutput", "FoldRunner", "as_runner", "dataset_info",
+           "run_loso", "start_workers_early", "usable_cores"]
 
 
-class FoldRunner(Protocol):
-    def __call__(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput: ...
+class FoldRunner:
+    """What the engine asks of a fold runner. The defaults describe a runner that handles one fold at
+    a time and trains no recipe: a subclass overrides ``run_fold``, or ``groups`` and ``run_group`` to
+    train several folds in one computation (then ``fold_epochs`` and ``recipes`` say what it trains)."""
+
+    def groups(self, data: FlowDataset, folds: Sequence[int] | None = None) -> list[list[int]]:
+        """The groups its folds (all, or ``folds``) are computed in; a group's folds are computed together."""
+        return [[k] for k in (range(len(fold_names(data))) if folds is None else folds)]
+
+    def fold_epochs(self, data: FlowDataset, fold: int) -> int:
+        """Training epochs of fold ``fold`` (the unit of progress reports)."""
+        return 1
+
+    def recipes(self) -> list[tuple[object, object]]:
+        """Every (model config, recipe) its folds train with, for the memory planner (none: nothing to plan)."""
+        return []
+
+    def run_group(self, data: FlowDataset, folds: Sequence[int], *, seed: int) -> list[FoldOutput]:
+        """The outputs of the folds of one group (from :meth:`groups`), in order."""
+        return [self.run_fold(*split_fold(data, k), seed=seed, fold=k) for k in folds]
+
+    def run_fold(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput:
+        """One fold: fit on ``train`` (the training subjects), then predict ``test`` (the held-out one) once."""
+        raise NotImplementedError(f"{type(self).__name__} overrides neither run_fold nor run_group")
+
+
+class FunctionRunner(FoldRunner):
+    """A plain function ``fn(train, test, *, seed, fold) -> FoldOutput`` as a one-fold-at-a-time runner."""
+
+    def __init__(self, fn: Callable[..., FoldOutput]):
+        self.fn = fn
+
+    def run_fold(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput:
+        return self.fn(train, test, seed=seed, fold=fold)
+
+
+def as_runner(runner: FoldRunner | Callable[..., FoldOutput]) -> FoldRunner:
+    """``runner`` as a :class:`FoldRunner` (a plain function is wrapped); anything else refused in one line."""
+    if isinstance(runner, FoldRunner):
+        return runner
+    if callable(runner):
+        return FunctionRunner(runner)
+    raise AM3FError(f"a fold runner is a FoldRunner or a function (train, test, *, seed, fold), not {runner!r}")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a run's work is executed; never what it computes (a fold's result is the same for every value).
+
+    ``workers``: local worker processes (1: this process); ``scheduler``: the address of a Dask
+    distributed scheduler to run on instead; ``device``: where models train; ``threads``: torch threads
+    per fit in this process; ``show_progress``: epoch progress (a bar on a terminal, else a line at most
+    every ~30 s); ``say``: where, with ``show_progress``, a run says what its folder already held and
+    what it trains now (None: nowhere, for callers whose output must not depend on what ran before)."""
+
+    workers: int = 1
+    scheduler: str | None = None
+    device: str = "cpu"
+    threads: int = 1
+    show_progress: bool = True
+    say: Callable[[str], None] | None = print
+
+    def but(self, **changes) -> Execution:
+        """A copy with ``changes``."""
+        return replace(self, **changes)
+
+
+DEFAULT_EXECUTION = Execution()  # in this process, progress shown
+QUIET = Execution(show_progress=False, say=None)  # in this process, nothing printed (tests, a tuning's inner runs)
 
 
 def usable_cores() -> int:
@@ -61,19 +133,13 @@ def usable_cores() -> int:
 
 
 # ----------------------------------------------------------------------------- one group of folds
-def run_group(runner, data: FlowDataset, seed: int, folds: Sequence[int]) -> list[tuple[int, FoldOutput, float]]:
-    """(fold, output, wall seconds) for every fold of one group, run by ``runner``."""
-    if hasattr(runner, "run_group"):
-        t0 = time.perf_counter()
-        outputs = runner.run_group(data, list(folds), seed=seed)
-        wall = (time.perf_counter() - t0) / len(folds)
-        return [(k, o, wall) for k, o in zip(folds, outputs)]
-    results = []
-    for k in folds:
-        t0 = time.perf_counter()
-        out = runner(*split_fold(data, k), seed=seed, fold=k)
-        results.append((k, out, time.perf_counter() - t0))
-    return results
+def run_group(runner: FoldRunner, data: FlowDataset, seed: int,
+              folds: Sequence[int]) -> list[tuple[int, FoldOutput, float]]:
+    """(fold, output, wall seconds per fold) for every fold of one group, run by ``runner``."""
+    t0 = time.perf_counter()
+    outputs = runner.run_group(data, list(folds), seed=seed)
+    wall = (time.perf_counter() - t0) / len(folds)
+    return [(k, o, wall) for k, o in zip(folds, outputs)]
 
 
 _WORKER_DATA: FlowDataset | None = None  # the dataset, sent once to each local worker process
@@ -322,28 +388,20 @@ class GroupProgress:
         self.bar.close()
 
 
-def _task_epochs(runner, data: FlowDataset, task: Task) -> int:
-    """The epochs of the recipe a task's group trains with (1 for a runner without one)."""
-    if hasattr(runner, "fold_recipe"):
-        return int(runner.fold_recipe(data, task[1][0])[1].epochs)
-    return 1
-
-
-def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, seeds: Sequence[int] = (0,),
-             folds: Sequence[int] | None = None, config: dict | None = None, device: str = "cpu",
-             workers: int = 1, scheduler: str | None = None, show_progress: bool = True,
-             report_resume: bool = True) -> Path:
+def run_loso(data: FlowDataset, runner: FoldRunner | Callable[..., FoldOutput], out: str | os.PathLike, *,
+             seeds: Sequence[int] = (0,), folds: Sequence[int] | None = None, config: dict | None = None,
+             execution: Execution = DEFAULT_EXECUTION) -> Path:
     """Run (or resume) the LOSO folds ``folds`` x ``seeds`` into ``out``; finished folds are skipped.
 
-    ``workers``: local worker processes (1: this process); ``scheduler``: the address of a Dask
-    distributed scheduler instead. Returns the run directory; ``predictions.csv`` and ``run.json``
-    merge every fold finished so far (from this process or others sharing the directory). Folds of a
-    trained group that were not asked for are kept in ``RUN/spare/`` and taken from there by a later
-    call that asks for them (module docstring). ``show_progress``: epoch progress (a bar on a
-    terminal, else a line at most every ~30 s). ``report_resume``: say what the folder already held
-    and what the groups add (notebooks turn it off: their output must not depend on which notebook
-    made the run).
+    ``execution``: where and how (:class:`Execution`). Returns the run directory; ``predictions.csv``
+    and ``run.json`` merge every fold finished so far (from this process or others sharing the
+    directory). Folds of a trained group that were not asked for are kept in ``RUN/spare/`` and taken
+    from there by a later call that asks for them (module docstring). With ``execution.show_progress``
+    it also says (``execution.say``) what the folder already held and what the groups add.
     """
+    runner = as_runner(runner)
+    workers, scheduler, device, show_progress = (execution.workers, execution.scheduler, execution.device,
+                                                 execution.show_progress)
     out = Path(out)
     names = fold_names(data)  # what each fold holds out: subjects, or source datasets (am3f.protocol.folds)
     fold_ids = list(range(len(names))) if folds is None else list(folds)
@@ -356,23 +414,24 @@ def run_loso(data: FlowDataset, runner: FoldRunner, out: str | os.PathLike, *, s
     skipped = len(seeds) * len(fold_ids) - len(todo)
     taken = take_spares(out, todo)
     todo -= taken
-    say = show_progress and report_resume
-    if (skipped or taken) and say:
-        print(f"resuming {out}: {skipped} fold(s) already done, {len(todo) + len(taken)} to run"
+    say = execution.say if show_progress and execution.say is not None else (lambda _: None)
+    if skipped or taken:
+        say(f"resuming {out}: {skipped} fold(s) already done, {len(todo) + len(taken)} to run"
               + (f"; {len(taken)} of them taken from {out / SPARE_DIR}, trained with their group by an earlier "
                  f"--folds shard (the same result as training them now)" if taken else ""))
     for _, k in sorted(todo):
         check_fold(data, k)
-    groups = runner.groups(data) if hasattr(runner, "groups") else [[k] for k in range(len(names))]
+    groups = runner.groups(data)
     # a group is computed whole (its folds' numbers depend on it); the folds not asked for are kept as spares
     tasks = [(s, list(g)) for s in seeds for g in groups if any((s, k) in todo for k in g)]
     extra = sum(1 for s, g in tasks for k in g if (s, k) not in todo and not _fold_done(out, s, k)
                 and not Path(f"{_spare_stem(out, s, k)}.json").exists())
-    if tasks and say:
-        print(f"training {len(todo)} fold(s) in {len(tasks)} group(s)"
+    if tasks:
+        say(f"training {len(todo)} fold(s) in {len(tasks)} group(s)"
               + (f"; the group(s) also hold {extra} fold(s) not asked for, kept in {out / SPARE_DIR} for a "
                  f"later --folds shard" if extra else ""))
-    report = GroupProgress(tasks, [_task_epochs(runner, data, t) for t in tasks], show_progress and bool(tasks))
+    epochs = [int(runner.fold_epochs(data, fold_ids_of_task[0])) for _, fold_ids_of_task in tasks]
+    report = GroupProgress(tasks, epochs, show_progress and bool(tasks))
     try:
         for i, results in _execute(runner, data, tasks, workers, scheduler,
                                    report.epoch if show_progress else None):

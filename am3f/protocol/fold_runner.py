@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from am3f.data.dataset import FlowDataset
+from am3f.protocol.engine import FoldRunner
 from am3f.protocol.folds import fold_groups, fold_of, fold_rows, fold_seed
 from am3f.protocol.run_folder import FoldOutput
 from am3f.training.fit import fit_group, predict
@@ -62,7 +63,7 @@ def fit_folds(data: FlowDataset, folds: Sequence[int], model_cfg, train_cfg: Tra
     return out
 
 
-class TrainRunner:
+class TrainRunner(FoldRunner):
     """LOSO fold runner (see :func:`am3f.protocol.engine.run_loso`): fits on the training subjects only with the
     fixed schedule of the recipe, then predicts the held-out subject once. Folds are trained in the
     groups of :func:`am3f.protocol.folds.fold_groups` (``run_group``); ``n_models`` > 1 averages that many
@@ -87,6 +88,9 @@ class TrainRunner:
         """(model config, recipe) fold ``fold`` trains with."""
         return self.model_cfg, self.train_cfg
 
+    def fold_epochs(self, data: FlowDataset, fold: int) -> int:
+        return self.fold_recipe(data, fold)[1].epochs
+
     def recipes(self) -> list[tuple[object, TrainConfig]]:
         """Every (model config, recipe) its folds train with (the memory planner sizes workers for each)."""
         return [(self.model_cfg, self.train_cfg)]
@@ -107,15 +111,13 @@ class TrainRunner:
                                         "train_priors": [round(v, 4) for v in priors]}))
         return out
 
-    def __call__(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput:
-        """One fold given as its two datasets (the plain fold-runner protocol of :mod:`am3f.protocol.engine`)."""
-        joined = FlowDataset(np.concatenate([train.x, test.x]), np.r_[train.labels, test.labels],
-                             np.r_[train.subjects, test.subjects], np.r_[train.datasets, test.datasets],
-                             np.r_[train.sample_ids, test.sample_ids])
+    def run_fold(self, train: FlowDataset, test: FlowDataset, *, seed: int, fold: int) -> FoldOutput:
+        """One fold given as its two datasets (trained as a group of one)."""
+        joined = train.joined(test)
         return self.run_group(joined, [fold_of(joined, test.subjects[0])], seed=seed)[0]
 
 
-class CrossFittedRunner:
+class CrossFittedRunner(FoldRunner):
     """LOSO fold runner of a cross-fitted tuning (:mod:`am3f.protocol.tuning`): a fold whose held-out subject is in
     one half trains with the recipe tuned on the OTHER half (``runners[H]``: the recipe tuned on H;
     ``halves[H]``: H's subjects). Each recipe's folds are grouped among themselves; each fold's
@@ -141,6 +143,9 @@ class CrossFittedRunner:
 
     def fold_recipe(self, data: FlowDataset, fold: int) -> tuple[object, TrainConfig]:
         return self.runners[self.tuned_on(data, fold)].fold_recipe(data, fold)
+
+    def fold_epochs(self, data: FlowDataset, fold: int) -> int:
+        return self.fold_recipe(data, fold)[1].epochs
 
     def recipes(self) -> list[tuple[object, TrainConfig]]:
         return [recipe for runner in self.runners.values() for recipe in runner.recipes()]

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from am3f.errors import AM3FError
+from am3f.protocol.engine import DEFAULT_EXECUTION, Execution, FoldRunner, run_loso, usable_cores
 from am3f.training.recipe import LEGACY_EXECUTION_KEYS, TrainConfig
 from am3f.utils import atomic_write
 
@@ -143,7 +144,8 @@ def config_hash(config: dict) -> str:
 
 def runner_of(config: dict, device="cpu", record_epochs: bool = True, threads: int = 1):
     """The LOSO fold runner of a run's config.json: its recipe (:class:`am3f.protocol.fold_runner.TrainRunner`), or
-    for a cross-fitted run the two tuned recipes (:class:`am3f.protocol.fold_runner.CrossFittedRunner`)."""
+    for a cross-fitted run the two tuned recipes (:class:`am3f.protocol.fold_runner.CrossFittedRunner`).
+    ``device`` and ``threads``: where and how its fits run (they do not change the recipe)."""
     from am3f.protocol.fold_runner import CrossFittedRunner, TrainRunner
 
     model_cfg, train_cfg = recipe_of(config)
@@ -167,24 +169,21 @@ def recipe_of(config: dict) -> tuple[object, TrainConfig]:
 
 # ----------------------------------------------------------------------------- starting a run
 def start_run(data, config: dict, out: str | os.PathLike, *, seeds: Sequence[int] = (0,),
-              folds: Sequence[int] | None = None, device="cpu", workers: int = 1, scheduler: str | None = None,
-              record_epochs: bool = True, threads: int = 1, show_progress: bool = True,
-              report_resume: bool = True) -> Path:
-    """Train (or resume) the LOSO run of ``config`` (from :func:`run_config`) into ``out``: the one
-    place a run is started, for ``am3f loso`` and :func:`ensure_run` alike."""
-    from am3f.protocol.engine import run_loso
-
+              folds: Sequence[int] | None = None, execution: Execution = DEFAULT_EXECUTION,
+              record_epochs: bool = True) -> Path:
+    """Train (or resume) the LOSO run of ``config`` (from :func:`run_config`) into ``out`` as ``execution``
+    says (:class:`am3f.protocol.engine.Execution`): the one place a run is started, for ``am3f loso`` and
+    :func:`ensure_run` alike."""
     _refuse_changed_model(Path(out), config)
     existing = Path(out) / "config.json"
     if existing.is_file() and "base_train_config" in config:  # a cross-fitted run started by an older am3f
         old = json.loads(existing.read_text())
         config = old if old == legacy_form(config) else config
-    runner = runner_of(config, device=device, record_epochs=record_epochs, threads=threads)
-    if not scheduler:  # a Dask cluster's memory is its own: there the group cap alone applies
-        workers = memory_workers(runner, data, workers, device, show=show_progress)
-    return run_loso(data, runner, out, seeds=seeds, folds=folds, config=config, device=str(device),
-                    workers=workers, scheduler=scheduler or None, show_progress=show_progress,
-                    report_resume=report_resume)
+    runner = runner_of(config, device=execution.device, record_epochs=record_epochs, threads=execution.threads)
+    if not execution.scheduler:  # a Dask cluster's memory is its own: there the group cap alone applies
+        execution = execution.but(workers=memory_workers(runner, data, execution.workers, execution.device,
+                                                         show=execution.show_progress))
+    return run_loso(data, runner, out, seeds=seeds, folds=folds, config=config, execution=execution)
 
 
 def memory_workers(runner, data, workers: int, device="cpu", show: bool = True) -> int:
@@ -194,6 +193,8 @@ def memory_workers(runner, data, workers: int, device="cpu", show: bool = True) 
 
     plans = [plan(model_cfg, train_cfg, workers=workers, device=str(device), image_size=data.image_size[0],
                   n_train=len(data)) for model_cfg, train_cfg in runner.recipes()]
+    if not plans:  # a runner that trains nothing
+        return workers
     fit = min(p.workers for p in plans)
     if fit < workers and show:
         worst = max(plans, key=lambda p: p.per_worker)
@@ -260,7 +261,6 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
     output whichever of them ran first).
     """
     from am3f.data.dataset import parse_index_ranges
-    from am3f.protocol.engine import usable_cores
     from am3f.protocol.folds import fold_names, with_split
     from am3f.utils import pick_device
 
@@ -287,9 +287,10 @@ def ensure_run(data, run_dir: str | os.PathLike = "", *, runs_dir: str | os.Path
             config = json.loads((path / "config.json").read_text())
     fold_ids = parse_index_ranges(folds if folds not in (None, "") else None, len(fold_names(data)))
     dev = pick_device(device)
-    return start_run(data, config, path, seeds=parse_seeds(seeds), folds=fold_ids, device=dev,
-                     workers=1 if dev.type == "cuda" else (workers or usable_cores()), scheduler=scheduler,
-                     show_progress=show_progress, report_resume=False)
+    # say=None: what it prints never depends on whether the run was there before (see the docstring)
+    execution = Execution(workers=1 if dev.type == "cuda" else (workers or usable_cores()),
+                          scheduler=scheduler or None, device=str(dev), show_progress=show_progress, say=None)
+    return start_run(data, config, path, seeds=parse_seeds(seeds), folds=fold_ids, execution=execution)
 
 
 # ----------------------------------------------------------------------------- a fold's model again
@@ -331,14 +332,14 @@ def fold_model(run_dir: str | os.PathLike, data, subject: str, seed: int = 0, de
 
 
 # ----------------------------------------------------------------------------- published weights
-class PublishedWeightsRunner:
+class PublishedWeightsRunner(FoldRunner):
     """LOSO fold runner that trains nothing: fold k's published model predicts subject k."""
 
     def __init__(self, weights_dir: str | os.PathLike, device="cpu"):
         self.weights_dir = Path(weights_dir)
         self.device = str(device)
 
-    def __call__(self, train, test, *, seed: int, fold: int):
+    def run_fold(self, train, test, *, seed: int, fold: int):
         import numpy as np
         import torch
 
@@ -359,9 +360,7 @@ def evaluate_published_weights(weights_dir: str | os.PathLike, data, out: str | 
     """Each subject's published model predicts that subject's samples; the result is an ordinary
     run directory ``out`` (what ``am3f evaluate-weights`` writes). Returns ``out``."""
     from am3f.models.peers.ststnet import check_weights_dir
-    from am3f.protocol.engine import run_loso
-
     weights = check_weights_dir(weights_dir, data.subject_ids)
     config = {"kind": "evaluate-weights", "model": "ststnet", "weights": str(Path(weights).resolve())}
-    return run_loso(data, PublishedWeightsRunner(weights, device), out, seeds=[0], config=config,
-                    device=str(device), folds=folds, show_progress=show_progress)
+    return run_loso(data, PublishedWeightsRunner(weights, device), out, seeds=[0], config=config, folds=folds,
+                    execution=Execution(device=str(device), show_progress=show_progress))

@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from am3f.errors import AM3FError
+from am3f.protocol.engine import DEFAULT_EXECUTION, QUIET, Execution
 from am3f.training.recipe import DEFAULT_TRAIN, TrainConfig, capped_warmup
 
 HALVES = ("A", "B")
@@ -186,7 +187,7 @@ def record_candidate(cdir: Path, identity: dict) -> None:
 
 
 def score_candidate(data, half_subjects: list[str], model_cfg, train_cfg: TrainConfig, *, seeds, out: Path,
-                    workers: int = 1, scheduler: str | None = None, device: str = "cpu") -> dict:
+                    execution: Execution = QUIET) -> dict:
     """Mean UF1 / UAR (over ``seeds``) of subject-grouped CV inside ``half_subjects``, cached in
     ``out/score.json`` with the seconds it took (a finished candidate is never re-trained)."""
     from am3f.protocol.development import dev_cv
@@ -197,9 +198,10 @@ def score_candidate(data, half_subjects: list[str], model_cfg, train_cfg: TrainC
     if cached.is_file():
         return read_json(cached, "a tuning candidate's score")
     t0 = time.perf_counter()
-    r = dev_cv(data, model_cfg, train_cfg, seeds=tuple(seeds), n_splits=N_SPLITS, device=device, workers=workers,
-               subjects=half_subjects, out=str(out / "run"), scheduler=scheduler)
-    score = {"uf1": r["uf1"], "uar": r["uar"], "wall_s": round(time.perf_counter() - t0, 1), "workers": workers}
+    r = dev_cv(data, model_cfg, train_cfg, seeds=tuple(seeds), n_splits=N_SPLITS, subjects=half_subjects,
+               out=str(out / "run"), execution=execution)
+    score = {"uf1": r["uf1"], "uar": r["uar"], "wall_s": round(time.perf_counter() - t0, 1),
+             "workers": execution.workers}
     atomic_write_text(cached, json.dumps(score, indent=2))
     return score
 
@@ -213,10 +215,10 @@ def _cv_predictions(candidate_dir: Path, half: str, seeds) -> pd.DataFrame:
 
 
 def tune(data, variant: str, out: str | os.PathLike, *, grid: dict[str, list] | None = None, seeds=(0,),
-         workers: int = 1, scheduler: str | None = None, device: str = "cpu", show_progress: bool = True,
-         max_candidates: int = MAX_CANDIDATES) -> dict:
+         execution: Execution = DEFAULT_EXECUTION, max_candidates: int = MAX_CANDIDATES) -> dict:
     """Tune ``variant`` (or a model's default variant) on ``data`` by the cross-fitted rule (module
-    docstring) into ``out``; returns (and writes) recipes.json. Resumable: finished candidates are
+    docstring) into ``out`` as ``execution`` says (its ``show_progress``: one report over the candidates);
+    returns (and writes) recipes.json. Resumable: finished candidates are
     read back, not re-trained, when they were computed from the same data, model (and code), recipe,
     seeds and half (:func:`candidate_identity`); a cached candidate that differs is refused before
     anything trains."""
@@ -241,9 +243,10 @@ def tune(data, variant: str, out: str | os.PathLike, *, grid: dict[str, list] | 
         check_cached_candidate(out, _candidate_dir(out, half, i, cands[i]), identity)
     result = {"model": model_cfg.arch, "variant": variant, "grid": grid, "seeds": [int(s) for s in seeds],
               "data_fingerprint": fingerprint, **_code_record(model_cfg), "halves": {}}
-    timing, chosen_cv = {"workers": workers, "halves": {}}, []
+    timing, chosen_cv = {"workers": execution.workers, "halves": {}}, []
     bar = progress(total=len(HALVES) * len(cands), desc="tuning (half x candidate)", unit="cand",
-                   disable=not show_progress)
+                   disable=not execution.show_progress)
+    each = execution.but(show_progress=False)  # the candidates' own runs: the one report above is enough
     try:
         for half in HALVES:
             scored = []
@@ -251,8 +254,7 @@ def tune(data, variant: str, out: str | os.PathLike, *, grid: dict[str, list] | 
                 bar.set_postfix_str(f"half {half}, candidate {i + 1}/{len(cands)}")
                 record_candidate(_candidate_dir(out, half, i, overrides), identities[(half, i)])
                 s = score_candidate(data, split[half], model_cfg, recipe[i], seeds=seeds,
-                                    out=_candidate_dir(out, half, i, overrides), workers=workers,
-                                    scheduler=scheduler, device=device)
+                                    out=_candidate_dir(out, half, i, overrides), execution=each)
                 scored.append({"overrides": overrides, "uf1": s["uf1"], "uar": s["uar"]})
                 timing["halves"].setdefault(half, []).append({"overrides": overrides, "wall_s": s["wall_s"],
                                                               "workers": s.get("workers")})
@@ -357,8 +359,7 @@ def _check_tuned_on_this_data(tuned: dict, data) -> None:
 
 
 def ensure_tuned(data, model: str, tuning_dir: str | os.PathLike, *, make_in: str | os.PathLike | None = None,
-                 seeds=(0,), workers: int = 1, scheduler: str | None = None, device: str = "cpu",
-                 show_progress: bool = False) -> Path:
+                 seeds=(0,), execution: Execution = QUIET) -> Path:
     """``tuning_dir/<model>/recipes.json`` when it is there (the committed tunings of the real set are
     in ``figures/tuning/``), else ``make_in/<model>/recipes.json`` (default ``tuning_dir``), tuned now
     with the declared grid if it is not there either (resumable)."""
@@ -370,8 +371,7 @@ def ensure_tuned(data, model: str, tuning_dir: str | os.PathLike, *, make_in: st
     out = Path(make_in or tuning_dir) / model
     if (out / "recipes.json").is_file():
         return _checked_tuning(out / "recipes.json", model, seeds)
-    tune(data, model_variant(model), out, seeds=seeds, workers=workers, scheduler=scheduler, device=device,
-         show_progress=show_progress)
+    tune(data, model_variant(model), out, seeds=seeds, execution=execution)
     return out / "recipes.json"
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from am3f.errors import AM3FError
+from am3f.protocol.engine import FoldRunner
 from am3f.protocol.folds import fold_of
 from am3f.protocol.metrics import megc_scores
 from am3f.protocol.run_folder import FoldOutput
@@ -71,7 +72,7 @@ def members_by_half(tune_dirs: Mapping[str, str | os.PathLike]) -> dict[str, dic
     return out
 
 
-class EnsembleRunner:
+class EnsembleRunner(FoldRunner):
     """Fold runner over finished cross-fitted runs: a fold's scores are the average of the
     probabilities of the members chosen on the half that does not hold its subject."""
 
@@ -81,7 +82,7 @@ class EnsembleRunner:
         self.chosen = chosen
         self.halves = {h: set(s) for h, s in halves.items()}
 
-    def __call__(self, train, test, *, seed: int, fold: int) -> FoldOutput:
+    def run_fold(self, train, test, *, seed: int, fold: int) -> FoldOutput:
         subject = str(test.subjects[0])
         chosen_on = next(h for h in HALVES if subject not in self.halves[h])
         members = self.chosen[chosen_on]["members"]
@@ -94,7 +95,7 @@ def build_ensemble(data, runs: Mapping[str, str | os.PathLike], tune_dirs: Mappi
                    out: str | os.PathLike) -> Path:
     """The ensemble of the cross-fitted runs ``runs`` (architecture -> run directory) with members
     chosen from ``tune_dirs`` (architecture -> its ``am3f tune`` folder), as a run directory ``out``."""
-    from am3f.protocol.engine import run_loso
+    from am3f.protocol.engine import QUIET, run_loso
     from am3f.protocol.run_folder import load_run
 
     loaded = {a: load_run(p) for a, p in runs.items()}
@@ -115,7 +116,8 @@ def build_ensemble(data, runs: Mapping[str, str | os.PathLike], tune_dirs: Mappi
     runner = EnsembleRunner({a: r.predictions for a, r in loaded.items()}, chosen,
                             {h: t["subjects"] for h, t in halves.items()})
     folds = folds_every_member_finished(data, loaded.values(), seeds)
-    run_loso(data, runner, out, seeds=seeds, folds=folds, config=json.loads(json.dumps(config)), show_progress=False)
+    run_loso(data, runner, out, seeds=seeds, folds=folds, config=json.loads(json.dumps(config)),
+             execution=QUIET)
     return Path(out)
 
 

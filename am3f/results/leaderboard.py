@@ -132,14 +132,16 @@ def board_runs(data, runs_dir, *, variants=(), tuned=(), tuning_dir="", seeds=(0
     single rows (by label), others ``seeds``."""
     from pathlib import Path
 
+    from am3f.protocol.engine import Execution, usable_cores
     from am3f.protocol.launch import ensure_run
     from am3f.protocol.tuning import ensure_tuned
     from am3f.results.ensemble import ensure_ensemble
 
     variant_seeds = variant_seeds or {}
     made_here = Path(runs_dir).parent / "tuning"  # a tuning not in tuning_dir is made beside the runs
-    tunings = {a: ensure_tuned(data, a, tuning_dir or made_here, make_in=made_here, seeds=tune_seeds, workers=workers,
-                               scheduler=scheduler) for a in tuned}
+    tuning_execution = Execution(workers=workers or usable_cores(), scheduler=scheduler or None, show_progress=False)
+    tunings = {a: ensure_tuned(data, a, tuning_dir or made_here, make_in=made_here, seeds=tune_seeds,
+                               execution=tuning_execution) for a in tuned}
     runs = {f"{a}-tuned": ensure_run(data, "", runs_dir=runs_dir, model=a, recipe=tunings[a], folds=folds,
                                      seeds=variant_seeds.get(f"{a}-tuned", seeds), workers=workers, scheduler=scheduler)
             for a in tuned}

@@ -126,10 +126,11 @@ def holdout_cell(long: pd.DataFrame, method: str | None = None, digits: int = 4)
 # ----------------------------------------------------------------------------- peers
 def published_peers() -> pd.DataFrame:
     """Published peer numbers (``am3f/published_peers.csv``): method, protocol, UF1 / UAR per subset
-    (NaN = not published or not verified), source and note; one source per row."""
+    (NaN = not published or not verified; an empty protocol reads "—"), source and note; one source per row."""
     with resources.files("am3f").joinpath("published_peers.csv").open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
     frame = pd.DataFrame(rows)
+    frame["protocol"] = frame["protocol"].replace("", EMPTY)  # none published: shown as every empty cell is
     for subset in PEER_SUBSETS:
         for m in ("uf1", "uar"):
             frame[f"{subset}_{m}"] = pd.to_numeric(frame[f"{subset}_{m}"].replace("", None))

@@ -277,9 +277,9 @@ def fit(data: FlowDataset, model_cfg, train_cfg: TrainConfig, *, seed: int = 0, 
     eval_x after every epoch (audit only)."""
     if eval_x is not None:
         n_eval = len(eval_x)
-        joined = FlowDataset(np.concatenate([data.x, eval_x]), np.r_[data.labels, np.zeros(n_eval, np.int64)],
-                             np.r_[data.subjects, ["_eval"] * n_eval], np.r_[data.datasets, ["_eval"] * n_eval],
-                             np.r_[data.sample_ids, [f"_eval{i}" for i in range(n_eval)]])
+        unlabelled = FlowDataset(np.asarray(eval_x), np.zeros(n_eval, np.int64), np.array(["_eval"] * n_eval),
+                                 np.array(["_eval"] * n_eval), np.array([f"_eval{i}" for i in range(n_eval)]))
+        joined = data.joined(unlabelled)
         models, scores = fit_group(joined, [np.arange(len(data))], model_cfg, train_cfg, seed=seed, device=device,
                                    eval_sets=[np.arange(len(data), len(joined))], show_progress=show_progress)
         return models[0], scores[0]
