@@ -36,7 +36,8 @@ suppress_warnings = ["myst.header"]   # tables in figures/ start with a bold cap
 # the "plain" renderer below instead of MathJax, which would load from a CDN
 html_theme = "furo"
 html_math_renderer = "plain"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["tables.css"]  # results tables fit the column (docs/site/_static/tables.css)
 html_copy_source = False
 html_show_sourcelink = False
 html_last_updated_fmt = None
