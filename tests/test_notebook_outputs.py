@@ -257,3 +257,14 @@ def test_strict_nbval_fails_when_a_committed_number_is_edited(tmp_path):
     assert runs["good"].returncode == 0, logs["good"][-3000:]
     assert runs["bad"].returncode == 1, logs["bad"][-3000:]
     assert re.search(r"\b1 failed\b", logs["bad"]) and edited[0] in logs["bad"] and edited[1] in logs["bad"]
+
+
+# a pandas row number (0, 1, 2 ...) in the first column of a shown table: no column of a results table
+ROW_NUMBER_INDEX = re.compile(r"<tr>\s*<th>0</th>")
+
+
+@pytest.mark.parametrize("name", reproduce.NOTEBOOKS)
+def test_shown_tables_have_no_row_number_column(name):
+    shown = [i for i, cell in enumerate(_read(name).cells) if cell.cell_type == "code"
+             for out in cell.get("outputs", []) if ROW_NUMBER_INDEX.search(out.get("data", {}).get("text/html", ""))]
+    assert not shown, f"{name}: cell(s) {shown} show a pandas index; display(writers.display_table(df))"
