@@ -119,3 +119,19 @@ def test_the_table_names_classes_and_follows_the_chosen_sample(partial, capsys):
     table = explorer.sample_table(run, data, other)
     assert capsys.readouterr().out.rstrip().endswith(repr(table))
     assert set(table.df["true"]) <= set(data.class_names) and set(table.df["pred"]) <= set(data.class_names)
+
+
+def test_cam_panels_get_a_row_of_their_own(partial):
+    from am3f.models.registry import build_model
+    from am3f.training.recipe import resolve_variant
+
+    run, data = partial
+    model = build_model(resolve_variant("full")[0], image_size=data.image_size[0]).eval()
+    sample = str(run.predictions["sample_id"].iloc[0])
+    with_cams = explorer.explorer_view(run, data, sample, model=model)
+    without = explorer.explorer_view(run, data, sample)
+    # the CAMs below the sample at the same panel size (not seven thumbnails squeezed into one row)
+    assert with_cams.get_size_inches()[0] == without.get_size_inches()[0]
+    assert with_cams.get_size_inches()[1] == 2 * without.get_size_inches()[1]
+    titles = [ax.get_title() for ax in with_cams.axes]
+    assert [t for t in titles if t.startswith("LayerCAM")] == [f"LayerCAM, {b} branch" for b in ("u", "v", "strain")]

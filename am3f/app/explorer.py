@@ -73,8 +73,11 @@ def explorer_view(run: RunResult, data, sample_id: str, model=None, show_cam: bo
         from am3f.results.gradcam import all_branch_maps
 
         cams = {k: v[0] for k, v in all_branch_maps(model, data.x[idx:idx + 1], int(rows["pred"].iloc[0])).items()}
-    ncols = 4 + (len(cams) if cams else 0)
-    fig, axes = plt.subplots(1, ncols, figsize=(2.3 * ncols, 2.6))
+    # the sample and its scores on one row; the CAMs, when shown, on a second row of the same panel size
+    # (seven panels on one row left each about 130 px wide in a notebook: too small to read)
+    rows_n = 2 if cams else 1
+    fig, grid = plt.subplots(rows_n, 4, figsize=(9.2, 2.6 * rows_n), squeeze=False)
+    axes = grid[0]
     for c, name in enumerate(("u", "v", "strain")):
         axes[c].imshow(data.x[idx, c], cmap="RdBu_r" if name != "strain" else "magma", vmin=0, vmax=1)
         axes[c].set_title(name, fontsize=9)
@@ -85,14 +88,19 @@ def explorer_view(run: RunResult, data, sample_id: str, model=None, show_cam: bo
     plot_scores(mean_scores, data.class_names, label, ax=axes[3],
                 title=f"scores (mean of {len(rows)} seed(s))")
     if cams:
-        for j, (name, cam) in enumerate(cams.items()):
-            ax = axes[4 + j]
+        shown = None
+        for j, (name, cam) in enumerate(list(cams.items())[:3]):
+            ax = grid[1][j]
             ch = ("u", "v", "strain").index(name) if name in ("u", "v", "strain") else 0
             ax.imshow(data.x[idx, ch], cmap="gray")
-            ax.imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
-            ax.set_title(f"LayerCAM {name}", fontsize=9)
+            shown = ax.imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            ax.set_title(f"LayerCAM, {name} branch", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
+        for ax in grid[1][len(cams):]:
+            ax.axis("off")
+        if shown is not None:
+            fig.colorbar(shown, ax=grid[1][len(cams) - 1], fraction=0.046, pad=0.04, label="relevance")
     preds = ", ".join(f"seed {int(s)}: {data.class_names[int(p)]}" for s, p in zip(rows["seed"], rows["pred"]))
     title = (f"{sample_id} ({data.datasets[idx]}, subject {data.subjects[idx]}, fold {int(rows['fold'].iloc[0])}) — "
              f"true {data.class_names[label]}; predicted {preds}")
