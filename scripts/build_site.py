@@ -53,7 +53,6 @@ FIGURE_TITLES = {
     "results": "Results table", "ablations": "Ablations", "peers": "Ours vs published methods",
     "protocol_audit": "Protocol audit", "cross_database": "Cross-database protocol",
     "single_database": "Single-database LOSO", "leaderboard": "Honest leaderboard",
-    "leaderboard_declared_5seeds": "Leaderboard, declared schedule, five seeds",
     "tuning": "Tuning: each half's choice", "half_optimism": "Optimism of the development half",
     "gradcam_deletion": "Grad-CAM deletion and insertion", "flow_reference_correlation":
     "Flow vs reference flow correlation", "confusion_matrices": "Confusion matrices",

@@ -33,6 +33,26 @@ def test_the_leaderboard_regenerates_from_committed_evidence(tmp_path):
     assert all("[" in row.split("|")[column] for row in rows), "a hold-out value and its interval on every row"
 
 
+
+@pytest.mark.skipif(not (REPO / "figures" / "runs" / "leaderboard").is_dir(),
+                    reason="figures/runs/leaderboard/ is not committed yet (PROVENANCE.md)")
+def test_half_optimism_table_regenerates_from_the_leaderboards_evidence(tmp_path):
+    """figures/half_optimism.md (UF1 on the hold-out half vs half A, every leaderboard row) comes from
+    figures/runs/ alone, byte for byte."""
+    out = tmp_path / "figures"
+    out.mkdir()
+    (out / "runs").symlink_to(REPO / "figures" / "runs")
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "half_optimism.py"), "--out", str(out)], check=True,
+                   capture_output=True, cwd=REPO)
+    table = (out / "half_optimism.md").read_text()
+    assert table == (REPO / "figures" / "half_optimism.md").read_text()
+    lines = table.splitlines()
+    column = [c.strip() for c in lines[2].split("|")].index("Hold-out UF1")
+    rows = [line for line in lines[4:] if line.startswith("| ")]
+    assert len(rows) == 15 and all("[" in row.split("|")[column] for row in rows)
+    assert table.count("| AM3F-FlowNet (ours) |") == 2 and "authors' recipe" in table
+
+
 @pytest.mark.parametrize("args, words", [
     ([], "give --runs"),
     (["--runs", "nowhere"], "nowhere"),

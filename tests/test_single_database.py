@@ -153,14 +153,3 @@ def test_tables_name_the_databases_of_a_single_database_run():
     samm = tables.results_table(load_evidence(REPO / "figures" / "runs" / "single_database" / "full-samm"))
     assert "SAMM UF1" in samm and "Composite UF1" not in samm and "Hold-out UF1" in samm
 
-
-def test_half_optimism_table_regenerates_from_committed_evidence(tmp_path):
-    """figures/half_optimism.md (UF1 on the hold-out half vs half A) comes from figures/runs/ alone, byte for byte."""
-    out = tmp_path / "figures"
-    out.mkdir()
-    (out / "runs").symlink_to(REPO / "figures" / "runs")
-    subprocess.run([sys.executable, str(REPO / "benchmarks" / "half_optimism.py"), "--out", str(out)], check=True,
-                   capture_output=True, cwd=REPO)
-    table = (out / "half_optimism.md").read_text()
-    assert table == (REPO / "figures" / "half_optimism.md").read_text()
-    assert table.count("| AM3F-FlowNet (ours) |") == 1 and "Hold-out UF1" in table and "tuned (cross-fitted)" in table

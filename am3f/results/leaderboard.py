@@ -204,7 +204,7 @@ def leaderboard_rows(runs: Mapping[str, RunResult | str | os.PathLike], referenc
         gap = half_gap(run.predictions, holdout) if holdout else None
         ids = sorted(set(run.predictions["sample_id"].astype(str)))
         row = {"variant": variant, "arch": arch,
-               "method": "Ensemble of tuned models" if kind == "ensemble" else display_name(arch),
+               "method": method_name(run, variant),
                "schedule": KINDS[kind][0], "protocol": KINDS[kind][1], "recipe": recipe_text(run),
                "reference": variant == reference, "seeds": int(comp.loc["uf1", "n_seeds"]),
                "uf1": comp.loc["uf1", "mean"], "uf1_std": comp.loc["uf1", "std"],
@@ -430,6 +430,13 @@ def _delta_cell(row: dict, metric: str, digits: int) -> str:
 
 
 # ----------------------------------------------------------------------------- how optimistic is half A
+def method_name(run: RunResult, variant: str) -> str:
+    """How a table names a run's method: its architecture's display name, or the ensemble."""
+    if run_kind(run) == "ensemble":
+        return "Ensemble of tuned models"
+    return display_name(run.config.get("model") or arch_of(variant))
+
+
 def half_optimism_table(runs: Mapping[str, RunResult | str | os.PathLike], digits: int = 4) -> pd.DataFrame:
     """Per complete real-data run: the score on all subjects, on the hold-out half (the clean score: subjects
     that never informed a design or schedule decision) and on the development half A (whose subjects chose
@@ -446,7 +453,7 @@ def half_optimism_table(runs: Mapping[str, RunResult | str | os.PathLike], digit
         gap = half_gap(run.predictions, holdout)
         kind = run_kind(run)
         everyone = long[(long.subset == "composite") & (long.metric == "uf1")].iloc[0]
-        out.append({"Method": display_name(run.config.get("model") or arch_of(variant)), "Schedule": KINDS[kind][0],
+        out.append({"Method": method_name(run, variant), "Schedule": KINDS[kind][0],
                     "UF1, all subjects": format_score(everyone, digits),
                     "Hold-out UF1": holdout_cell(long, digits=digits),
                     "Half A UF1": f"{gap['a']:.{digits}f}",
