@@ -43,36 +43,23 @@ def test_valid_recipes_build_and_every_problem_is_named_at_once():
         resolve_variant("full", learning_rate=0.1)
 
 
-def test_removed_options_read_back_at_their_one_value_and_are_refused_otherwise():
-    """Options the design search rejected left the package after REMOVED_IN: a config.json that holds
-    them at the value every run recorded still reads (and hashes) as before; any other value is one line."""
-    from am3f.models import am3f_flownet as model_module
+def test_a_recipe_holds_its_fields_only_and_an_older_record_is_refused_in_one_line():
+    """Options the design search rejected (docs/design-choices.md names the commit that runs them) and the
+    execution settings older runs recorded are no longer part of a recipe: a config.json that still holds one
+    is refused in one line naming it, never read as if it were not there."""
+    from dataclasses import fields
+
     from am3f.models.am3f_flownet import ModelConfig
-    from am3f.training.recipe import REMOVED_IN
 
-    assert model_module.REMOVED_IN == REMOVED_IN
-
-    recipe = DEFAULT_TRAIN.to_dict()
-    assert (recipe["priors"], recipe["pretrain"]) == ("fold", "")  # as every run's config.json has them
-    old = {**recipe, "distill_from": [], "distill_weight": 0.5, "distill_temperature": 2.0, "input_norm": ""}
-    assert TrainConfig.from_dict(old) == DEFAULT_TRAIN
-    model = ModelConfig().to_dict()
-    assert model["msff_attend"] == "map" and not {"regions", "region_size", "region_widths"} & set(model)
-    old = {**model, "regions": [], "region_size": 10, "region_widths": [4, 8, 16]}
-    assert ModelConfig.from_dict(old) == ModelConfig()
-    for cls, key, value in ((TrainConfig, "priors", "dataset"), (TrainConfig, "pretrain", "synthetic:200:10"),
-                            (TrainConfig, "distill_from", ["full", "ststnet"]), (TrainConfig, "input_norm", "dataset"),
-                            (ModelConfig, "msff_attend", "grid"), (ModelConfig, "regions", ["left_eye"])):
-        with pytest.raises(AM3FError, match=f"option {key}=.* was removed after {REMOVED_IN}; use that commit") as err:
+    assert set(DEFAULT_TRAIN.to_dict()) == {f.name for f in fields(TrainConfig)}
+    assert set(ModelConfig().to_dict()) == {f.name for f in fields(ModelConfig)}
+    for cls, key, value in ((TrainConfig, "priors", "fold"), (TrainConfig, "pretrain", ""), (TrainConfig, "threads", 4),
+                            (ModelConfig, "msff_attend", "map")):
+        with pytest.raises(AM3FError, match=f"unknown (training|model) config field\\(s\\): {key}") as err:
             cls.from_dict({**cls().to_dict(), key: value})
         assert "\n" not in str(err.value)
-    with pytest.raises(AM3FError, match="option priors='dataset' was removed"):
+    with pytest.raises(AM3FError, match="unknown training recipe field\\(s\\): priors"):
         resolve_variant("full", priors="dataset")
-
-
-def test_threads_is_an_execution_setting_not_a_recipe_field():
-    assert "threads" not in DEFAULT_TRAIN.to_dict()
-    assert TrainConfig.from_dict({**DEFAULT_TRAIN.to_dict(), "threads": 4}) == DEFAULT_TRAIN  # older runs
 
 
 CLI_BAD = [

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
+from am3f.errors import AM3FError
 from am3f.protocol import launch as runs
 from am3f.protocol.engine import QUIET
 from am3f.protocol.folds import held_out_rows
@@ -56,31 +56,23 @@ def test_a_fold_retrained_through_the_notebook_api_reproduces_the_run(tmp_path):
             assert np.array_equal(np.round(got, 6), np.round(expected, 6)), (subject, cache)
 
 
-def test_a_run_made_before_ststnet_had_its_own_config_still_loads_and_reproduces(tmp_path):
+def test_a_run_folder_of_an_older_am3f_is_refused_in_one_line_not_resumed(tmp_path):
+    """A config.json written by am3f 0.1 (STSTNet recorded with AM3F-FlowNet's model fields, the recipe with
+    threads): its folds cannot be resumed into by this version, which says so in one line."""
     from am3f.app.notebook import synthetic_data
-    from am3f.models.peers.ststnet import STSTNetConfig
-    from am3f.training.recipe import DEFAULT_TRAIN
 
-    legacy = json.loads((DATA / "ststnet-run-config-v0.1.json").read_text())
-    model_cfg, train_cfg = runs.recipe_of(legacy)
-    assert model_cfg == STSTNetConfig() and train_cfg == TrainConfig(**{**DEFAULT_TRAIN.__dict__, "epochs": 1})
-    assert "threads" in legacy["train_config"] and "flows" in legacy["model_config"]  # what made it legacy
-    # the run resumes in its own directory (its config.json is kept as written) and fold 0 comes out the same
-    out = tmp_path / "legacy"
+    old = json.loads((DATA / "ststnet-run-config-v0.1.json").read_text())
+    with pytest.raises(AM3FError, match="unknown .* config field") as err:
+        runs.recipe_of(old)
+    assert "\n" not in str(err.value)
+    out = tmp_path / "old"
     (out / "folds").mkdir(parents=True)
     shutil.copy(DATA / "ststnet-run-config-v0.1.json", out / "config.json")
     data = synthetic_data()
-    runs.start_run(data, legacy, out, seeds=[0], folds=[0], execution=QUIET)
-    assert (out / "folds" / "s0_f000.csv").read_text() == (DATA / "ststnet-run-v0.1-s0_f000.csv").read_text()
-
-
-def test_old_ststnet_weights_with_wrapper_names_load():
-    from am3f.models.peers.ststnet import STSTNet
-
-    model = STSTNet()
-    legacy = {f"net.{k}": v + 1 for k, v in model.state_dict().items()}  # the former wrapper's names
-    model.load_state_dict(legacy)
-    assert torch.equal(model.conv1.weight, legacy["net.conv1.weight"])
+    config = runs.run_config(data, variant="ststnet", epochs=1)
+    with pytest.raises(AM3FError, match="started with a different configuration .*use a new --out") as err:
+        runs.start_run(data, config, out, seeds=[0], folds=[0], execution=QUIET)
+    assert not list((out / "folds").iterdir())
 
 
 def test_cli_and_notebook_make_the_same_run(tmp_path):

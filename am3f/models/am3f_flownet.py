@@ -30,12 +30,6 @@ from am3f.data.dataset import CHANNELS
 from am3f.errors import AM3FError
 from am3f.utils import config_from_dict, config_to_dict
 
-# Options the design search rejected ran through the package up to this commit (the same as
-# am3f.training.recipe.REMOVED_IN; this module comes before the recipe's) and were removed after it. Each -> its value
-# in every config this package wrote since it existed: a config.json that holds it at that value still reads.
-REMOVED_IN = "4d691fe"
-REMOVED_MODEL_OPTIONS = {"msff_attend": "map", "regions": [], "region_size": 10, "region_widths": [4, 8, 16]}
-
 
 # ----------------------------------------------------------------------------- config
 @dataclass(frozen=True)
@@ -63,20 +57,11 @@ class ModelConfig:
     std: tuple[float, ...] = (0.25, 0.25, 0.25)
 
     def to_dict(self) -> dict:
-        out = {}
-        for key, value in config_to_dict(self).items():
-            out[key] = value
-            if key == "msff_grid":  # every config.json carries the removed msff_attend: run hashes stay as they were
-                out["msff_attend"] = "map"
-        return out
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        for key, value in REMOVED_MODEL_OPTIONS.items():
-            if key in d and (list(d[key]) if isinstance(d[key], tuple) else d[key]) != value:
-                raise AM3FError(f"option {key}={d[key]!r} was removed after {REMOVED_IN}; use that commit to run it "
-                                f"(git checkout {REMOVED_IN})")
-        return config_from_dict(cls, {k: v for k, v in d.items() if k not in REMOVED_MODEL_OPTIONS}, "model")
+        return config_from_dict(cls, d, "model")
 
 
 # Facial regions, (row, col) centres at 28x28: the fallback landmarks of HTNet's authors (the five points

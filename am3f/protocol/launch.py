@@ -20,13 +20,13 @@ from pathlib import Path
 
 from am3f.errors import AM3FError
 from am3f.protocol.engine import DEFAULT_EXECUTION, Execution, FoldRunner, run_loso, usable_cores
-from am3f.training.recipe import LEGACY_EXECUTION_KEYS, TrainConfig
+from am3f.training.recipe import TrainConfig
 from am3f.utils import atomic_write
 
 OUT_ENV = "AM3F_OUT"
-# execution settings that do not change what is computed, left out of the hash (older runs recorded threads);
+# execution settings that do not change what is computed, left out of the hash;
 # where a user's model file lies (its content counts: the SHA-256 in the same record)
-EXECUTION_KEYS = {"train_config": LEGACY_EXECUTION_KEYS, "dataset": ("root",)}
+EXECUTION_KEYS = {"dataset": ("root",)}
 SOURCE_LOCATION_KEYS = ("path",)
 
 
@@ -81,16 +81,6 @@ def run_config(data, model: str = "", variant: str = "", recipe: str | os.PathLi
     return json.loads(json.dumps(config))
 
 
-def legacy_form(config: dict) -> dict:
-    """A cross-fitted run's config.json as runs made before ``base_train_config`` wrote it (the base
-    recipe under ``train_config``): the form its hash, and so its folder name, is computed from."""
-    if "base_train_config" not in config:
-        return config
-    legacy = {k: v for k, v in config.items() if k != "base_train_config"}
-    legacy["train_config"] = config["base_train_config"]
-    return legacy
-
-
 def _tuned_recipe(path, model: str, variant: str, train_overrides: dict) -> dict:
     """The checked recipes.json of ``path`` for a run of (``model``, ``variant``)."""
     from am3f.protocol.tuning import read_recipes
@@ -128,7 +118,7 @@ def run_name(variant: str) -> str:
 
 def config_hash(config: dict) -> str:
     # the dataset root differs between machines/caches for the same data; the content counts
-    stable = dict(legacy_form(config))
+    stable = dict(config)
     for section, keys in EXECUTION_KEYS.items():
         if isinstance(stable.get(section), dict):
             stable[section] = {k: v for k, v in stable[section].items() if k not in keys}
@@ -175,10 +165,6 @@ def start_run(data, config: dict, out: str | os.PathLike, *, seeds: Sequence[int
     says (:class:`am3f.protocol.engine.Execution`): the one place a run is started, for ``am3f loso`` and
     :func:`ensure_run` alike."""
     _refuse_changed_model(Path(out), config)
-    existing = Path(out) / "config.json"
-    if existing.is_file() and "base_train_config" in config:  # a cross-fitted run started by an older am3f
-        old = json.loads(existing.read_text())
-        config = old if old == legacy_form(config) else config
     runner = runner_of(config, device=execution.device, record_epochs=record_epochs, threads=execution.threads)
     if not execution.scheduler:  # a Dask cluster's memory is its own: there the group cap alone applies
         execution = execution.but(workers=memory_workers(runner, data, execution.workers, execution.device,

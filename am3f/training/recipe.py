@@ -13,7 +13,6 @@ This module imports no torch (the command line builds and checks recipes before 
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from dataclasses import dataclass, fields, replace
@@ -23,43 +22,6 @@ from am3f.utils import config_from_dict, config_to_dict
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 SCHEDULES = ("cosine", "constant")  # cosine: linear warm-up then cosine decay (per step); constant: lr throughout
-# execution settings that runs made before they left the recipe still record in config.json: dropped on reading
-LEGACY_EXECUTION_KEYS = ("threads",)
-
-# Options the design search rejected (docs/design-choices.md) ran through the package up to this commit, and
-# were removed after it; benchmarks/dev_search.py there runs them.
-REMOVED_IN = "4d691fe"
-# each removed recipe option -> its value in every recipe this package wrote since it existed (the class priors
-# of the whole training fold, no pre-training, no distillation, no input normalisation): a config.json that
-# holds it at that value reads as it did; any other value is refused (refuse_removed)
-REMOVED_RECIPE_OPTIONS = {"priors": "fold", "pretrain": "", "distill_from": (), "distill_weight": 0.5,
-                          "distill_temperature": 2.0, "input_norm": ""}
-# those of them that every recipe's dict carries (part of every run's hash and every cache key), so to_dict keeps
-# writing them: key -> (the key it follows, its value)
-RECORDED_RECIPE_OPTIONS = {"priors": ("tau", "fold"), "pretrain": ("fold_group", "")}
-
-
-def _json(v):
-    return json.loads(json.dumps(v))
-
-
-def refuse_removed(d: dict, removed: dict) -> dict:
-    """``d`` (a config's dict form) without the keys of ``removed`` options that hold their one value;
-    a removed option set to anything else is refused in one line."""
-    for key, value in removed.items():
-        if key in d and _json(d[key]) != _json(value):
-            raise AM3FError(f"option {key}={d[key]!r} was removed after {REMOVED_IN}; use that commit to run it "
-                            f"(git checkout {REMOVED_IN})")
-    return {k: v for k, v in d.items() if k not in removed}
-
-
-def with_recorded(d: dict, recorded: dict) -> dict:
-    """``d`` with each removed option of ``recorded`` (key -> (the key it follows, its value)) where it stood."""
-    out = {}
-    for key, value in d.items():
-        out[key] = value
-        out.update({k: v for k, (after, v) in recorded.items() if after == key})
-    return out
 
 
 @dataclass(frozen=True)
@@ -106,13 +68,11 @@ class TrainConfig:
         return bs, (max(1, n // bs) if self.drop_last else math.ceil(n / bs))
 
     def to_dict(self) -> dict:
-        # with the keys of removed options every config.json carries, at their values: run hashes stay as they were
-        return with_recorded(config_to_dict(self), RECORDED_RECIPE_OPTIONS)
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        d = {k: v for k, v in d.items() if k not in LEGACY_EXECUTION_KEYS}
-        return config_from_dict(cls, refuse_removed(d, REMOVED_RECIPE_OPTIONS), "training")
+        return config_from_dict(cls, d, "training")
 
 
 def _is_int(v) -> bool:
@@ -165,7 +125,7 @@ def resolve_variant(name: str, **train_overrides) -> tuple[object, TrainConfig]:
     from am3f.models.registry import get_variant
 
     model_cfg, variant_train = get_variant(name)
-    overrides = refuse_removed({k: v for k, v in train_overrides.items() if v is not None}, REMOVED_RECIPE_OPTIONS)
+    overrides = {k: v for k, v in train_overrides.items() if v is not None}
     unknown = sorted(set(overrides) - set(RECIPE_FIELDS))
     if unknown:
         raise AM3FError(f"unknown training recipe field(s): {', '.join(unknown)}")

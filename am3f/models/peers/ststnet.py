@@ -24,22 +24,12 @@ from am3f.errors import DataError
 
 from .common import PeerConfigMixin
 
-# Runs made before STSTNet had its own config recorded it as an AM3F-FlowNet ModelConfig with
-# arch "ststnet", whose other fields never applied to it: they are dropped when such a config is read.
-LEGACY_MODEL_CONFIG_KEYS = ("flows", "widths", "first_stride", "first_pool", "downsample", "msff", "msff_grid",
-                            "msff_attend", "sa_kernel", "sa_descriptor", "regions", "region_size", "region_widths",
-                            "flow_weights", "channel_weights", "reduction", "mean", "std")
-
 
 @dataclass(frozen=True)
 class STSTNetConfig(PeerConfigMixin):
     arch: str = "ststnet"
     n_classes: int = 3
     dropout: float = 0.5
-
-    @classmethod
-    def from_dict(cls, d: dict) -> STSTNetConfig:
-        return super().from_dict({k: v for k, v in d.items() if k not in LEGACY_MODEL_CONFIG_KEYS})
 
 
 class STSTNet(nn.Module):
@@ -56,7 +46,6 @@ class STSTNet(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         side = ((image_size + 2 * 2 - 2) + 2 - 3) // 3 + 1  # conv (pad 2) then maxpool
         self.fc = nn.Linear(16 * (side // 2) ** 2, cfg.n_classes)
-        self._register_load_state_dict_pre_hook(_unwrap_legacy_keys)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (u, v, strain) in [0, 1]  ->  the BGR 0..255 image the published weights expect
@@ -69,12 +58,6 @@ class STSTNet(nn.Module):
 
     def cam_target_layers(self) -> list[nn.Module]:
         return [self.bn1, self.bn2, self.bn3]
-
-
-def _unwrap_legacy_keys(state_dict: dict, prefix: str, *args) -> None:
-    # checkpoints and cached fold models of the former wrapper module name every tensor "net.<layer>"
-    for key in [k for k in state_dict if k.startswith(prefix + "net.")]:
-        state_dict[prefix + key[len(prefix) + 4:]] = state_dict.pop(key)
 
 
 # ----------------------------------------------------------------------------- the published weights
