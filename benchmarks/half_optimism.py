@@ -13,9 +13,12 @@ OUT/half_optimism.{md,tex,csv}.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from am3f.protocol import run_folder as rundir
+from leaderboard_evidence import committed_rows  # this folder's script: the same evidence, read one way
+
+from am3f.errors import AM3FError
 from am3f.results import leaderboard, writers
 
 CAPTION = ("How optimistic is the development half? UF1 on all subjects, on the hold-out half (the clean score) and on "
@@ -24,21 +27,16 @@ CAPTION = ("How optimistic is the development half? UF1 on all subjects, on the 
            "(composite LOSO, seed 0, 2-core CPU; figures/leaderboard.md).")
 
 
-def committed_runs(out: Path) -> dict[str, rundir.RunResult]:
-    from leaderboard_evidence import EVIDENCE, ROWS
-
-    missing = [row for row in ROWS if not (out / EVIDENCE / row).is_dir()]
-    if missing:
-        raise SystemExit(f"{out / EVIDENCE}: no evidence of {', '.join(missing)}; "
-                         "run benchmarks/leaderboard_evidence.py first")
-    return {row: rundir.load_evidence(out / EVIDENCE / row, label=row) for row in ROWS}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="figures")
     args = ap.parse_args(argv)
-    table = leaderboard.half_optimism_table(committed_runs(Path(args.out)))
+    try:
+        runs = committed_rows(Path(args.out))
+    except AM3FError as exc:
+        print(f"half_optimism: {exc}", file=sys.stderr)
+        return 2
+    table = leaderboard.half_optimism_table(runs)
     print(writers.display_table(table))
     paths = writers.write_table(table, Path(args.out), "half_optimism", caption=CAPTION)
     print("written:", *paths.values(), sep="\n  ")

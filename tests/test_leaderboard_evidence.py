@@ -62,3 +62,10 @@ def test_evidence_script_refuses_in_one_line(tmp_path, args, words):
                           text=True, cwd=tmp_path)
     assert done.returncode == 2 and words in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_half_optimism_refuses_without_the_evidence_in_one_line(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "half_optimism.py"), "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "leaderboard_evidence.py --runs" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
