@@ -3,6 +3,7 @@
     python benchmarks/bench_peers.py [--data DIR] [--archs am3f ststnet ...] [--recipes ours authors]
                                      [--epochs 3] [--folds 0-16] [--workers 2] [--device cpu|cuda] [--out FILE.json]
     python benchmarks/bench_peers.py --groups 1,4,17 [...]   # which fold group trains fastest per fold
+    python benchmarks/bench_peers.py --layouts [...]         # NCHW or channels-last memory, per architecture
     python benchmarks/bench_peers.py --quick                 # am3f, ststnet, rcn; 2 synthetic folds, 1 epoch
     python benchmarks/bench_peers.py --profile --groups 1,4 --folds 0-3 --epochs 1   # where the time goes
 
@@ -22,6 +23,10 @@ same epochs, the held-out subject predicted after every epoch) is timed side by 
 
 It prints seconds (a), seconds (b) and the ratio (a) / (b) (> 1: the engine is faster), plus the load
 average, since the machine may be shared. ``--repeat N`` times everything N times in alternation.
+
+``--layouts``: the engine alone, one single-threaded process, one fold at a time, each recipe with its images and
+weights in NCHW and in channels-last memory: seconds per fold for each, their ratio and the layout the registry
+declares (am3f.models.registry.ArchSpec.channels_last).
 
 ``--groups 1,4,17``: the engine alone, ONE single-threaded process (``--workers 1``), each recipe with
 its ``fold_group`` set to each size: seconds per fold for each size and the fastest. These are the
@@ -207,6 +212,32 @@ def group_sizes(args, data, folds: list[int], device: torch.device) -> list[dict
     return rows
 
 
+def layouts(args, data, folds: list[int], device: torch.device) -> list[dict]:
+    """Seconds per fold of the engine (one single-threaded process, one fold at a time) with images and weights
+    in NCHW and in channels-last memory (TrainConfig.channels_last): the measurements behind the layouts the
+    registry declares (am3f.models.registry.ArchSpec.channels_last)."""
+    rows = []
+    names = {False: "NCHW", True: "channels-last"}
+    print(f"{'variant':<22}{'epochs':>7}" + "".join(f"{names[c] + ' s/fold':>22}" for c in names)
+          + "  ratio  declared  load", flush=True)
+    for arch, recipe, variant in work_list(args):
+        epochs = args.epochs or resolve_epochs(variant)
+        per_fold: dict[bool, list[float]] = {c: [] for c in names}
+        for _ in range(args.repeat):
+            for layout in names:
+                wall, trained = time_engine(data, folds, variant, epochs, seed=args.seed, device=device, workers=1,
+                                            fold_group=1, channels_last=layout)
+                per_fold[layout].append(wall / trained)
+        ratio = float(np.median(per_fold[False]) / np.median(per_fold[True]))
+        declared = names[ARCHITECTURES[arch].channels_last]
+        rows.append({"arch": arch, "recipe": recipe, "variant": variant, "epochs": epochs,
+                     "per_fold_s": {names[c]: v for c, v in per_fold.items()}, "nchw_over_channels_last": ratio,
+                     "declared": declared, "load": os.getloadavg()[0]})
+        print(f"{variant:<22}{epochs:>7}" + "".join(f"{spread(per_fold[c], '.3f'):>22}" for c in names)
+              + f"  {ratio:5.2f}  {declared:>8}  {os.getloadavg()[0]:.2f}", flush=True)
+    return rows
+
+
 # where the time goes: torch.profiler's self CPU time per op, in a few plain categories (first match wins)
 CATEGORIES = (
     ("convolution", ("conv",)),
@@ -311,6 +342,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeat", type=int, default=1, help="time everything N times, in alternation (noise)")
     p.add_argument("--groups", default="", help="e.g. 1,4,17: time the engine (1 process) at these fold groups")
+    p.add_argument("--layouts", action="store_true",
+                   help="time the engine (1 process, one fold at a time) in NCHW and channels-last memory")
     p.add_argument("--profile", action="store_true",
                    help="where the time goes (torch.profiler), per architecture, at --groups (default: 1 and all)")
     p.add_argument("--quick", action="store_true",
@@ -330,7 +363,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def mode_is_compare(args) -> bool:
-    return not (args.groups or args.profile)
+    return not (args.groups or args.profile or args.layouts)
 
 
 def load(args):
@@ -358,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(folds)} folds, seed {args.seed}, device {device}, torch {torch.__version__}, {os.cpu_count()} cores, "
           f"{platform.processor() or platform.machine()}; engine workers {workers}; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
-    mode = profiles if args.profile else group_sizes if args.groups else compare
+    mode = profiles if args.profile else group_sizes if args.groups else layouts if args.layouts else compare
     try:
         rows = mode(args, data, folds, device)
     except AM3FError as exc:

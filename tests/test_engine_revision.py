@@ -30,7 +30,8 @@ def small_set():
 
 def test_a_group_of_one_trains_the_plain_module_with_the_stacked_recipe(monkeypatch):
     data = small_set()
-    model_cfg, train_cfg = resolve_variant("ststnet", epochs=2, ema=0.9)
+    # NCHW: a vmapped group has no channels-last layout, and channels-last rounds (and lays dropout masks) otherwise
+    model_cfg, train_cfg = resolve_variant("ststnet", epochs=2, ema=0.9, channels_last=False)
     rows = np.flatnonzero(data.subjects != data.subject_ids[0])
     test = np.flatnonzero(data.subjects == data.subject_ids[0])
     stacked, _ = train.fit_group(data, [rows, rows], model_cfg, train_cfg, seed=1, eval_sets=[test, test])

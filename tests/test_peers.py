@@ -183,10 +183,13 @@ def test_config_dict_round_trip(name):
 @pytest.mark.parametrize("name", PEERS)
 def test_our_schedule_and_authors_recipe_resolve(name):
     mc, tc = resolve_variant(name)
-    # our declared schedule, like ststnet, in the fold groups its architecture declares (am3f.models.registry)
-    assert mc == ARCHITECTURES[name].config and tc == replace(DEFAULT_TRAIN, fold_group=ARCHITECTURES[name].fold_group)
+    # our declared schedule, like ststnet, in the fold groups and memory layout its architecture declares
+    # (am3f.models.registry)
+    spec = ARCHITECTURES[name]
+    assert mc == spec.config
+    assert tc == replace(DEFAULT_TRAIN, fold_group=spec.fold_group, channels_last=spec.channels_last)
     mc, tc = resolve_variant(f"{name}-authors")
-    assert mc == ARCHITECTURES[name].config
+    assert mc == spec.config and tc.channels_last == spec.channels_last
     recipe = AUTHORS_RECIPES[name]
     for k, v in recipe.items():
         assert getattr(tc, k) == v
@@ -340,3 +343,81 @@ def test_peer_checkpoint_round_trip(tmp_path):
     assert meta["model_config"]["arch"] == "rcn" and meta["parameters"] == 15_331
     assert "rcn" in meta["normalisation"]["applied"]
     assert predict(model, data.x[:2]).shape == (2, 3)
+
+
+def _stream_by_stream(model: torch.nn.Module) -> torch.nn.Module:
+    """The same STSTNet forced through its three streams one by one (a hook makes its layers observed)."""
+    model.bn1.register_forward_hook(lambda m, i, o: None)
+    return model
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_ststnet_streams_computed_together_equal_stream_by_stream(group, one_thread):
+    # On one CPU thread (the engine's workers), STSTNet runs its three streams as one 16-channel convolution,
+    # batch norm and max pool: outputs, gradients, running statistics and training under vmap must be bit
+    # for bit those of stream by stream
+    from am3f.data.dataset import FlowDataset
+    from am3f.training.fit import fit_group
+
+    torch.manual_seed(0)
+    together = build_model("ststnet")
+    by_stream = _stream_by_stream(copy.deepcopy(together))
+    x, y = torch.rand(37, 3, 28, 28), torch.randint(0, 3, (37,))
+    for step in range(3):
+        for model in (together, by_stream):
+            torch.manual_seed(step)  # the same dropout masks
+            F.cross_entropy(model(x), y).backward()
+        for (name, a), b in zip(together.named_parameters(), by_stream.parameters()):
+            assert torch.equal(a.grad, b.grad), name
+    for (name, a), b in zip(together.state_dict().items(), by_stream.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert int(together.bn3.num_batches_tracked) == 3
+    together.eval(), by_stream.eval()
+    assert torch.equal(together(x), by_stream(x))
+
+    # the engine: one model alone (group 1) and two models vmapped together (group 2)
+    rng = np.random.default_rng(3)
+    subjects = np.repeat([f"s{i}" for i in range(4)], 6)
+    data = FlowDataset(rng.random((24, 3, 28, 28), dtype=np.float32), rng.integers(0, 3, 24), subjects,
+                       np.array(["synthetic"] * 24), np.array([f"x{i}" for i in range(24)]))
+    mc, tc = resolve_variant("ststnet", epochs=2, batch_size=8, channels_last=False)  # the bit-exact case: NCHW
+    sets = [np.flatnonzero(data.subjects != s) for s in sorted(set(data.subjects))[:group]]
+    fitted, _ = fit_group(data, sets, mc, tc, seed=1)
+    import am3f.models.peers.ststnet as ststnet
+
+    plain_forward = ststnet.STSTNet._layers_observed
+    try:
+        ststnet.STSTNet._layers_observed = lambda self: True
+        reference, _ = fit_group(data, sets, mc, tc, seed=1)
+    finally:
+        ststnet.STSTNet._layers_observed = plain_forward
+    for a, b in zip(fitted, reference):
+        for (name, u), v in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(u, v), name
+
+
+@pytest.mark.parametrize("name", [n for n, spec in ARCHITECTURES.items() if spec.channels_last])
+def test_channels_last_computes_the_same_function(name):
+    # the declared layout changes how the CPU kernels run, not the model: the same weights give the same
+    # outputs and gradients in NCHW and channels-last memory, up to float rounding (eval mode: no dropout)
+    from am3f.training.fit import memory_layout
+
+    torch.manual_seed(0)
+    nchw = build_model(name).eval()
+    nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+    assert memory_layout(nhwc) == torch.channels_last and memory_layout(nchw) == torch.contiguous_format
+    x, y = torch.rand(6, 3, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2])
+    out = [m(xx) for m, xx in ((nchw, x), (nhwc, x.contiguous(memory_format=torch.channels_last)))]
+    torch.testing.assert_close(out[0], out[1], rtol=1e-4, atol=1e-5)
+    for o in out:
+        F.cross_entropy(o, y).backward()
+    for (k, a), b in zip(nchw.named_parameters(), nhwc.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-3, atol=1e-5, msg=k)

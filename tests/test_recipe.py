@@ -51,7 +51,7 @@ def test_a_recipe_holds_its_fields_only_and_an_older_record_is_refused_in_one_li
 
     from am3f.models.am3f_flownet import ModelConfig
 
-    assert set(DEFAULT_TRAIN.to_dict()) == {f.name for f in fields(TrainConfig)}
+    assert set(DEFAULT_TRAIN.to_dict()) | set(TrainConfig.ADDED_FIELDS) == {f.name for f in fields(TrainConfig)}
     assert set(ModelConfig().to_dict()) == {f.name for f in fields(ModelConfig)}
     for cls, key, value in ((TrainConfig, "priors", "fold"), (TrainConfig, "pretrain", ""), (TrainConfig, "threads", 4),
                             (ModelConfig, "msff_attend", "map")):
@@ -162,3 +162,20 @@ def test_loso_split_dataset_predicts_every_sample_once_in_three_folds(composite_
     run = json.loads((out / "run.json").read_text())
     assert run["complete"] and run["config"]["dataset"]["split"] == "dataset"
     assert main(["score", str(out)]) == 0
+
+
+def test_the_memory_layout_is_recorded_only_where_a_recipe_uses_it():
+    """channels_last (added after runs were recorded) is in a recipe's record only when set, so the records and
+    run folder names of every recipe without it read as before; a vmapped fold group trains in NCHW and records so."""
+    from am3f.models.registry import ARCHITECTURES
+
+    assert "channels_last" not in resolve_variant("full")[1].to_dict()
+    declared = [name for name, spec in ARCHITECTURES.items() if spec.channels_last]
+    assert declared, "the registry declares no channels-last architecture"
+    for name in declared:
+        cfg = resolve_variant(name)[1]
+        assert cfg.channels_last and cfg.to_dict()["channels_last"] is True
+        assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+        assert not resolve_variant(name, fold_group=4)[1].channels_last
+    with pytest.raises(AM3FError, match="channels_last must be true or false"):
+        TrainConfig(channels_last="yes")

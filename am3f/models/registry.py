@@ -55,6 +55,9 @@ class ArchSpec:
     # (its ablations) train with TrainConfig's default, 17, where batching pays.
     fold_group: int = 17
     authors_fold_group: int = 17
+    # train in channels-last memory (TrainConfig.channels_last) under both recipes: True where it trained faster
+    # per fold, measured (benchmarks/bench_peers.py --layouts; docs/design-choices.md, "Where a peer's step goes")
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if not self.default_variant:
@@ -91,13 +94,13 @@ ARCHITECTURES: dict[str, ArchSpec] = {spec.name: spec for spec in (
              "github.com/christy1206/STSTNet (MATLAB); published per-subject weights",
              "Liong et al., FG 2019", 1683, "the published per-subject weights (am3f.models.peers.ststnet)",
              description="peer STSTNet (Liong et al. 2019) trained from scratch under the same protocol",
-             fold_group=1, authors_fold_group=1),
+             fold_group=1, authors_fold_group=1, channels_last=True),
     ArchSpec("dualinception", "Dual-Inception", "am3f.models.peers:DUALINCEPTION",
              "am3f.models.peers.dualinception:DualInception",
              "u and v, each repeated on 3 channels, [0, 1], 28x28; two Inception streams",
              "github.com/xly135846/MEGC2019 dual_inception.py (Keras; in the repository's history)",
              "Zhou, Mao & Xue, FG 2019", 6_449_963, "counted layer by layer from the Keras definition",
-             fold_group=1, authors_fold_group=1),
+             fold_group=1, authors_fold_group=1, channels_last=True),
     ArchSpec("offapexnet", "OFF-ApexNet", "am3f.models.peers:OFFAPEXNET", "am3f.models.peers.offapexnet:OFFApexNet",
              "u and v, one channel each, [0, 1], 28x28; two conv streams",
              "no authors' code; layer sizes of github.com/ECNU-Cross-Innovation-Lab/PRICAI2021-Off-TANet "
@@ -105,12 +108,12 @@ ARCHITECTURES: dict[str, ArchSpec] = {spec.name: spec for spec in (
              "Gan et al., Signal Processing: Image Communication 2019", 2_664_475,
              "counted layer by layer; equals the 2.66M of the Off-TANet README",
              recipe_source="the Off-TANet re-implementation's recipe (no authors' code)",
-             fold_group=1, authors_fold_group=1),
+             fold_group=1, authors_fold_group=1, channels_last=True),
     ArchSpec("rcn", "RCN", "am3f.models.peers:RCN_BASE", "am3f.models.peers.rcn:RCN",
              "(u, v, strain) in [0, 1] as the RGB PNG through ToTensor(); any size",
              "github.com/xiazhaoqiang/ParameterFreeRCNs-MicroExpressionRec RCNs.py RecNet",
              "Xia et al., IEEE TIP 2020", 15_331, "the authors' RecNet(3, 32, 3, 1) counted by running their code",
-             fold_group=1, authors_fold_group=1),
+             fold_group=1, authors_fold_group=1, channels_last=True),
     ArchSpec("htnet", "HTNet", "am3f.models.peers:HTNET", "am3f.models.peers.htnet:HTNet",
              "BGR x 255 of the flow, mosaic of four 14x14 crops at fixed eye/mouth-corner "
              "positions (the authors' fallback landmarks), 28x28",
@@ -129,10 +132,11 @@ ARCHITECTURES: dict[str, ArchSpec] = {spec.name: spec for spec in (
 def _peer_variants(spec: ArchSpec, authors_recipes: dict) -> dict[str, tuple[object, dict, str]]:
     reduced = f" (declared reduced {ARCHITECTURES[spec.reduction_of].display_name})" if spec.reduced else ""
     ours = spec.description or f"peer {spec.name}{reduced} under our declared schedule (like ststnet)"
-    out = {spec.name: (spec.config, {"fold_group": spec.fold_group}, ours)}
+    layout = {"channels_last": True} if spec.channels_last else {}
+    out = {spec.name: (spec.config, {"fold_group": spec.fold_group, **layout}, ours)}
     recipe = authors_recipes.get(spec.name)
     if recipe is not None:
-        out[f"{spec.name}-authors"] = (spec.config, dict(recipe, fold_group=spec.authors_fold_group),
+        out[f"{spec.name}-authors"] = (spec.config, dict(recipe, fold_group=spec.authors_fold_group, **layout),
                                        f"peer {spec.name}{reduced} under {spec.recipe_source}: {recipe['optimizer']} "
                                        f"lr {recipe['lr']:g}, {recipe['epochs']} epochs, batch {recipe['batch_size']}, "
                                        f"plain CE, no augmentation, last epoch")

@@ -92,15 +92,18 @@ class StackedModels:
 class SingleModel:
     """One model trained alone (a group of one), with :class:`StackedModels`' interface (a leading model
     axis of 1) but run as the plain module: vmap and ``functional_call`` cost 1.1-2x per step on one
-    model (benchmarks/bench_peers.py; docs/design-choices.md), which is every peer's declared group."""
+    model (benchmarks/bench_peers.py; docs/design-choices.md), which is every peer's declared group.
+    ``channels_last``: images and weights in NHWC memory (:attr:`TrainConfig.channels_last`), also in the
+    models it hands back, so that their predictions round as the training's audit scores did."""
 
-    def __init__(self, model: nn.Module, device: torch.device):
-        self.model = model.to(device)
+    def __init__(self, model: nn.Module, device: torch.device, channels_last: bool = False):
+        self.layout = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.to(device, memory_format=self.layout)
         self.params = dict(self.model.named_parameters())
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.model.train()
-        return self.model(x[0])[None]
+        return self.model(x[0].contiguous(memory_format=self.layout))[None]
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor, tta_flip: bool, params: dict | None = None) -> np.ndarray:
@@ -108,14 +111,15 @@ class SingleModel:
 
         self.model.eval()
         weights = self.params if params is None else params
-        run = lambda xx: torch.softmax(functional_call(self.model, weights, (xx,)).double(), dim=-1)  # noqa: E731
+        run = lambda xx: torch.softmax(functional_call(  # noqa: E731
+            self.model, weights, (xx.contiguous(memory_format=self.layout),)).double(), dim=-1)
         prob = run(x[0])
         if tta_flip:
             prob = 0.5 * (prob + run(hflip_flow(x[0])))
         return prob[None].cpu().numpy()
 
     def unstack(self, build, params: dict | None = None) -> list[nn.Module]:
-        model = build()
+        model = build().to(memory_format=self.layout)
         weights = {**self.model.state_dict(), **({} if params is None else params)}
         model.load_state_dict({k: v.detach() for k, v in weights.items() if k in model.state_dict()})
         return [model.to(next(iter(self.params.values())).device).eval()]
@@ -210,7 +214,8 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg, tr
     torch.manual_seed(seed)  # initial weights, then the dropout masks: the same stream a lone model draws
     build = partial(build_model, model_cfg, image_size=data.image_size[0])
     model = build()
-    net = SingleModel(model, device) if len(train_sets) == 1 else StackedModels(model, len(train_sets), device)
+    net = (SingleModel(model, device, channels_last=train_cfg.channels_last) if len(train_sets) == 1
+           else StackedModels(model, len(train_sets), device))
     loss_one = partial(recipe_loss, cfg=train_cfg)
     loss_of = (lambda *a: loss_one(*(t[0] for t in a))[None]) if len(train_sets) == 1 else torch.func.vmap(loss_one)
     x_all = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32)).to(device)
@@ -297,11 +302,23 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, device: torch.device
     ``tta_flip``: average with the prediction of the mirrored flow (maps mirrored, u negated)."""
     model.eval()
     x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    layout = memory_layout(model)
     out = []
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(device)
+        xb = x[i:i + batch_size].to(device).contiguous(memory_format=layout)
         p = torch.softmax(model(xb).double(), dim=1)
         if tta_flip:
             p = 0.5 * (p + torch.softmax(model(hflip_flow(xb)).double(), dim=1))
         out.append(p.cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, model.cfg.n_classes))
+
+
+def memory_layout(model: nn.Module) -> torch.memory_format:
+    """channels_last when the model's convolution weights are (a model trained so, :class:`SingleModel`), so its
+    predictions take their images in that layout too and round as its training did; else NCHW."""
+    # a kernel with one input channel (or 1x1) is laid out alike in both: it does not tell
+    telling = [p for p in model.parameters() if p.dim() == 4
+               and p.is_contiguous() != p.is_contiguous(memory_format=torch.channels_last)]
+    if telling and all(p.is_contiguous(memory_format=torch.channels_last) for p in telling):
+        return torch.channels_last
+    return torch.contiguous_format

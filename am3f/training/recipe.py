@@ -55,6 +55,16 @@ class TrainConfig:
     schedule: str = "cosine"  # one of SCHEDULES
     nesterov: bool = True  # optimizer "sgd" only: Nesterov momentum (0.9 either way)
     drop_last: bool = True  # drop the ragged last batch of an epoch (False: keep it, as a DataLoader does)
+    # Train with images and weights in channels-last memory (NHWC) instead of NCHW: the same model, computed by
+    # other CPU kernels, faster for some architectures and slower for others (measured per architecture:
+    # benchmarks/bench_peers.py --layouts; declared in am3f.models.registry). Part of the recipe, like
+    # fold_group: float rounding differs with it. Applies to a model trained alone (a group of one); a
+    # vmapped group trains in NCHW, so resolve_variant records False for fold_group > 1.
+    channels_last: bool = False
+
+    # fields added after runs were recorded: left out of a recipe's record while at their default, so the
+    # configs (and run folder names) of every recipe that does not use them read as before
+    ADDED_FIELDS = ("channels_last",)
 
     def __post_init__(self) -> None:
         problems = recipe_problems(self)
@@ -68,7 +78,7 @@ class TrainConfig:
         return bs, (max(1, n // bs) if self.drop_last else math.ceil(n / bs))
 
     def to_dict(self) -> dict:
-        return config_to_dict(self)
+        return config_to_dict(self, omit_at_default=self.ADDED_FIELDS)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -101,7 +111,7 @@ _RULES = (
     ("ema", lambda v: _is_real(v) and 0 <= v < 1, "a decay in [0, 1) (0 = off)"),
 )
 _CHOICES = (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES))
-_FLAGS = ("tta_flip", "nesterov", "drop_last")
+_FLAGS = ("tta_flip", "nesterov", "drop_last", "channels_last")
 
 
 def recipe_problems(cfg: TrainConfig) -> list[str]:
@@ -129,7 +139,10 @@ def resolve_variant(name: str, **train_overrides) -> tuple[object, TrainConfig]:
     unknown = sorted(set(overrides) - set(RECIPE_FIELDS))
     if unknown:
         raise AM3FError(f"unknown training recipe field(s): {', '.join(unknown)}")
-    return model_cfg, capped_warmup(replace(DEFAULT_TRAIN, **{**variant_train, **overrides}))
+    cfg = capped_warmup(replace(DEFAULT_TRAIN, **{**variant_train, **overrides}))
+    if cfg.channels_last and cfg.fold_group > 1 and "channels_last" not in overrides:
+        cfg = replace(cfg, channels_last=False)  # the declared layout is for one fold at a time (see the field)
+    return model_cfg, cfg
 
 
 # a recipe's warm-up never takes more than this share of its epochs: a short run (a quick look, a grid's

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from am3f.errors import DataError
@@ -50,11 +51,56 @@ class STSTNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (u, v, strain) in [0, 1]  ->  the BGR 0..255 image the published weights expect
         x = torch.round(x.flip(1) * 255.0)
-        streams = []
-        for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)):
-            streams.append(self.dropout(self.maxpool(bn(self.relu(conv(x))))))
-        x = self.avgpool(torch.cat(streams, dim=1))
+        if self._layers_observed() or not self._joined_is_bit_exact(x, self.conv1.weight):
+            streams = [self.maxpool(bn(self.relu(conv(x)))) for conv, bn in self._streams()]
+        else:
+            streams = self._pooled_streams_together(x).split(self.STREAM_WIDTHS, dim=1)
+        x = self.avgpool(torch.cat([self.dropout(s) for s in streams], dim=1))
         return self.fc(torch.flatten(x, 1))
+
+    # The three streams differ only in their width and every layer after the convolution acts channel by
+    # channel, so one convolution of 3 + 5 + 8 = 16 channels, one batch norm and one max pool compute
+    # them together: bit for bit the same outputs, gradients and running statistics as stream by stream
+    # (tests/test_peers.py), in about 10 % less time per training step (few large kernels instead of many
+    # small ones; docs/design-choices.md, "Where a peer's step goes"). Bit for bit only where the
+    # convolution's weight gradient is summed in one order: on one CPU thread, how the engine's workers
+    # train one fold at a time. With several threads, on a GPU or in a vmapped fold group the streams run
+    # one by one, as they always did. Dropout
+    # stays per stream: its masks are drawn in the same order as before. Grad-CAM hooks the batch-norm
+    # layers, so with a hook attached the streams also run one by one, through the layers themselves.
+    STREAM_WIDTHS = (3, 5, 8)
+
+    def _streams(self):
+        return ((self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3))
+
+    @staticmethod
+    def _joined_is_bit_exact(x: torch.Tensor, weight: torch.Tensor) -> bool:
+        from torch._C._functorch import is_batchedtensor
+
+        if is_batchedtensor(x) or is_batchedtensor(weight):  # vmapped fold groups: a grouped convolution
+            return False
+        return x.device.type == "cpu" and (torch.get_num_threads() == 1 or not torch.is_grad_enabled())
+
+    def _layers_observed(self) -> bool:
+        return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+                   for m in self.modules() if m is not self)
+
+    def _pooled_streams_together(self, x: torch.Tensor) -> torch.Tensor:
+        convs, bns = zip(*self._streams())
+        joined = lambda tensors: torch.cat(list(tensors))  # noqa: E731
+        h = self.relu(F.conv2d(x, joined(c.weight for c in convs), joined(c.bias for c in convs),
+                               padding=self.conv1.padding))
+        updating = self.training and self.bn1.track_running_stats
+        mean, var = joined(b.running_mean for b in bns), joined(b.running_var for b in bns)
+        h = F.batch_norm(h, mean, var, joined(b.weight for b in bns), joined(b.bias for b in bns),
+                         training=self.training, momentum=self.bn1.momentum, eps=self.bn1.eps)
+        if updating:  # F.batch_norm updated the joined copies: hand each stream its part
+            with torch.no_grad():
+                for b, m, v in zip(bns, mean.split(self.STREAM_WIDTHS), var.split(self.STREAM_WIDTHS)):
+                    b.running_mean.copy_(m)
+                    b.running_var.copy_(v)
+                    b.num_batches_tracked.add_(1)
+        return self.maxpool(h)
 
     def cam_target_layers(self) -> list[nn.Module]:
         return [self.bn1, self.bn2, self.bn3]
