@@ -9,8 +9,8 @@ the profile's parameters and the committed tunings; nothing is trained when they
 one's config.json, run.json and predictions.csv (ids, subjects, labels, predictions and class scores: no
 image content) plus, where the run recorded per-epoch test scores, the oracle's per-sample predictions
 (``oracle_predictions.csv``, for the table's Oracle column) are copied under OUT/runs/leaderboard/<row>/.
-Then leaderboard.md/.tex/.csv are written from that evidence alone; ``--from-evidence`` does only this
-second step, byte for byte (tests/test_leaderboard_evidence.py).
+Then leaderboard.md/.tex/.csv and the dot plot leaderboard.png/.pdf are written from that evidence alone;
+``--from-evidence`` does only this second step, the tables byte for byte (tests/test_leaderboard_evidence.py).
 """
 
 from __future__ import annotations
@@ -60,8 +60,19 @@ def committed_rows(out: Path) -> dict[str, rundir.RunResult]:
 
 
 def write_table(out: Path) -> list[Path]:
-    table = leaderboard.leaderboard_table(committed_rows(out))
-    return list(writers.write_table(table, out, "leaderboard", caption=leaderboard.LEADERBOARD_CAPTION).values())
+    """leaderboard.md/.tex/.csv and the dot plot leaderboard.png/.pdf (notebook 09's), from the evidence alone."""
+    rows = committed_rows(out)
+    table = leaderboard.leaderboard_table(rows)
+    paths = list(writers.write_table(table, out, "leaderboard", caption=leaderboard.LEADERBOARD_CAPTION).values())
+    import matplotlib
+
+    matplotlib.use("Agg")   # a script: no display
+    import matplotlib.pyplot as plt
+
+    fig = leaderboard.leaderboard_figure(leaderboard.leaderboard_rows(rows))
+    paths += writers.save_figure(fig, out, "leaderboard")
+    plt.close(fig)
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:

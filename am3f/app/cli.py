@@ -129,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "and a two-sided bootstrap p-value, p = min(1, 2 min(1 + #{Δ* <= 0}, "
                                    "1 + #{Δ* >= 0}) / (B + 1)). The runs must hold the same samples and labels; "
                                    "their seeds may differ (each run scores as the mean over its seeds).")
-    p.add_argument("run_a", metavar="RUN_A", help="run directory A")
-    p.add_argument("run_b", metavar="RUN_B", help="run directory B (Δ = A − B)")
+    p.add_argument("run_a", metavar="RUN_A", help="run directory A, or a committed row's evidence folder "
+                                                  "(e.g. figures/runs/leaderboard/rcn)")
+    p.add_argument("run_b", metavar="RUN_B", help="run directory B (Δ = A − B), or an evidence folder")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=commands.cmd_compare)
 

@@ -330,9 +330,13 @@ class RunResult:
 
 
 def load_run(run_dir: str | os.PathLike, label: str | None = None) -> RunResult:
-    """Read a run directory (merging finished folds first, so partial runs work too)."""
+    """Read a run directory (merging finished folds first, so partial runs work too), or a run's committed
+    evidence (:func:`save_evidence`: no fold files, read as it is), so `am3f compare` takes either."""
     path = Path(run_dir)
-    preds = merge_run(path)
+    if not (path / "folds").is_dir() and all((path / n).is_file() for n in EVIDENCE_FILES):
+        preds = pd.read_csv(path / "predictions.csv", dtype={"subject": str})
+    else:
+        preds = merge_run(path)
     config = read_json(path / "config.json", "the run's configuration")
     info = read_json(path / "run.json", "the run's record")
     if label is None:
