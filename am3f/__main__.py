@@ -1,7 +1,5 @@
 """``python -m am3f`` = the ``am3f`` command."""
 
-import sys
+from am3f.app.cli import command
 
-from am3f.app.cli import main
-
-sys.exit(main())
+command()

@@ -4,6 +4,7 @@
                                      [--epochs 3] [--folds 0-16] [--workers 2] [--device cpu|cuda] [--out FILE.json]
     python benchmarks/bench_peers.py --groups 1,4,17 [...]   # which fold group trains fastest per fold
     python benchmarks/bench_peers.py --layouts [...]         # NCHW or channels-last memory, per architecture
+    python benchmarks/bench_peers.py --commands [...]        # whole programs: a plain-loop script vs `am3f loso`
     python benchmarks/bench_peers.py --quick                 # am3f, ststnet, rcn; 2 synthetic folds, 1 epoch
     python benchmarks/bench_peers.py --profile --groups 1,4 --folds 0-3 --epochs 1   # where the time goes
 
@@ -23,6 +24,11 @@ same epochs, the held-out subject predicted after every epoch) is timed side by 
 
 It prints seconds (a), seconds (b) and the ratio (a) / (b) (> 1: the engine is faster), plus the load
 average, since the machine may be shared. ``--repeat N`` times everything N times in alternation.
+
+``--commands``: the same work as whole programs, each a fresh process timed from its start until its output
+ends (captured, as ``subprocess.run`` captures it): (a) this file's plain loop run alone, as a peer's script
+runs (its imports, its data loading, its first ``torch.optim`` optimizer), and (b) ``am3f loso`` with its
+defaults. What a researcher timing the harness against the script they know sees, fixed costs included.
 
 ``--layouts``: the engine alone, one single-threaded process, one fold at a time, each recipe with its images and
 weights in NCHW and in channels-last memory: seconds per fold for each, their ratio and the layout the registry
@@ -86,7 +92,7 @@ def plain_fold(data, fold: int, model_cfg, train_cfg, *, seed: int, device: torc
     from am3f.models.registry import build_model
     from am3f.training.augment import apply_augmentation, draw_augmentation, hflip_flow
     from am3f.training.losses import class_priors, logit_adjusted_cross_entropy
-    from am3f.training.optim import Schedule, make_optimizer
+    from am3f.training.optim import Schedule
 
     train, test = fold_rows(data, fold)
     torch.manual_seed(seed)
@@ -98,7 +104,7 @@ def plain_fold(data, fold: int, model_cfg, train_cfg, *, seed: int, device: torc
                         generator=torch.Generator().manual_seed(seed))
     x_test = x[test].to(device)
     priors = class_priors(data.labels[train], model_cfg.n_classes).to(device)
-    opt = make_optimizer(list(model.parameters()), train_cfg)
+    opt = torch_optimizer(list(model.parameters()), train_cfg)
     schedule = Schedule(train_cfg, len(loader))
     augment_gen = torch.Generator().manual_seed(seed)
     step, probs = 0, None
@@ -121,6 +127,16 @@ def plain_fold(data, fold: int, model_cfg, train_cfg, *, seed: int, device: torc
                 probs = 0.5 * (probs + torch.softmax(model(hflip_flow(x_test)).double(), dim=1))
             probs = probs.cpu().numpy()
     return probs
+
+
+def torch_optimizer(params: list[torch.Tensor], cfg) -> torch.optim.Optimizer:
+    """The recipe's optimizer as a peer's script builds it, from ``torch.optim`` (the engine's own,
+    :mod:`am3f.training.optim`, updates the weights bit for bit alike without importing ``torch._dynamo``)."""
+    if cfg.optimizer in ("adam", "adamw"):
+        kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+        return kind(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
+                           foreach=True)
 
 
 def time_plain(data, folds: list[int], variant: str, epochs: int, *, seed: int, device: torch.device) -> float:
@@ -188,6 +204,55 @@ def compare(args, data, folds: list[int], device: torch.device) -> list[dict]:
         print(f"{variant:<22}{epochs:>7}{spread(plain):>13}{spread(engine):>12}{trained:>10}"
               f"{spread(ratios, '.2f'):>11}  {os.getloadavg()[0]:.2f}", flush=True)
     return rows
+
+
+def run_timed(argv: list[str]) -> float:
+    """Wall seconds of one program, from its start until its output ends (stdout and stderr captured)."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise AM3FError(f"{' '.join(argv[:4])} ... failed: {done.stderr.strip().splitlines()[-1:]}")
+    return wall
+
+
+def commands(args, data, folds: list[int], device: torch.device) -> list[dict]:
+    """(a) the plain loop as a program of its own and (b) ``am3f loso``, each timed whole (see the docstring)."""
+    data_args = ["--data", str(data.root)] if not data.synthetic else []
+    spec = ",".join(map(str, folds))
+    rows = []
+    print(f"{'variant':<22}{'epochs':>7}{'(a) script s':>14}{'(b) am3f loso s':>17}{'ratio a/b':>11}  load", flush=True)
+    for arch, recipe, variant in work_list(args):
+        epochs = args.epochs or resolve_epochs(variant)
+        common = [*data_args, "--folds", spec, "--epochs", str(epochs)]
+        plain, engine = [], []
+        for _ in range(args.repeat):
+            plain.append(run_timed([sys.executable, __file__, "--plain-program", variant, *common, "--seed",
+                                    str(args.seed), "--device", str(device)]))
+            with tempfile.TemporaryDirectory() as tmp:
+                engine.append(run_timed([sys.executable, "-m", "am3f", "loso", "--variant", variant, *common,
+                                         "--seeds", str(args.seed), "--device", str(device), "--workers",
+                                         str(args.workers), "--out", str(Path(tmp) / "run"), "--quiet"]))
+        ratios = [a / b for a, b in zip(plain, engine)]
+        rows.append({"arch": arch, "recipe": recipe, "variant": variant, "epochs": epochs, "script_s": plain,
+                     "am3f_loso_s": engine, "ratio": ratios, "load": os.getloadavg()[0]})
+        print(f"{variant:<22}{epochs:>7}{spread(plain):>14}{spread(engine):>17}{spread(ratios, '.2f'):>11}  "
+              f"{os.getloadavg()[0]:.2f}", flush=True)
+    return rows
+
+
+def plain_program(args) -> int:
+    """``--plain-program VARIANT``: the plain loop over ``--folds``, alone in this process (``--commands``' (a))."""
+    from am3f.utils import pick_device
+
+    data = load(args)
+    folds = parse_index_ranges(args.folds, len(fold_names(data)))
+    epochs = args.epochs or resolve_epochs(args.plain_program)
+    seconds = time_plain(data, folds, args.plain_program, epochs, seed=args.seed, device=pick_device(args.device))
+    print(f"{args.plain_program}: {len(folds)} folds x {epochs} epochs in {seconds:.1f} s")
+    return 0
 
 
 def group_sizes(args, data, folds: list[int], device: torch.device) -> list[dict]:
@@ -346,6 +411,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="time the engine (1 process, one fold at a time) in NCHW and channels-last memory")
     p.add_argument("--profile", action="store_true",
                    help="where the time goes (torch.profiler), per architecture, at --groups (default: 1 and all)")
+    p.add_argument("--commands", action="store_true",
+                   help="time whole programs: the plain loop as a script of its own vs `am3f loso` (output captured)")
+    p.add_argument("--plain-program", default="", help=argparse.SUPPRESS)  # --commands' (a), in its own process
     p.add_argument("--quick", action="store_true",
                    help="am3f, ststnet and rcn (unless --archs), synthetic set, 2 folds, 1 epoch (< 1 min on 2 cores)")
     p.add_argument("--out", default="", help="write the figures to this JSON file")
@@ -363,7 +431,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def mode_is_compare(args) -> bool:
-    return not (args.groups or args.profile or args.layouts)
+    return not (args.groups or args.profile or args.layouts or args.commands)
 
 
 def load(args):
@@ -376,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     from am3f.utils import pick_device
 
     args = parse_args(argv)
+    if args.plain_program:
+        return plain_program(args)
     try:
         device = pick_device(args.device)
         data = load(args)
@@ -387,11 +457,12 @@ def main(argv: list[str] | None = None) -> int:
         start_workers_early(args.workers)  # as `am3f loso` does
     warm_up()
     print(data.describe())
-    workers = args.workers if mode_is_compare(args) and device.type == "cpu" else 1
+    workers = args.workers if (mode_is_compare(args) or args.commands) and device.type == "cpu" else 1
     print(f"{len(folds)} folds, seed {args.seed}, device {device}, torch {torch.__version__}, {os.cpu_count()} cores, "
           f"{platform.processor() or platform.machine()}; engine workers {workers}; "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
-    mode = profiles if args.profile else group_sizes if args.groups else layouts if args.layouts else compare
+    mode = (profiles if args.profile else group_sizes if args.groups else layouts if args.layouts
+            else commands if args.commands else compare)
     try:
         rows = mode(args, data, folds, device)
     except AM3FError as exc:

@@ -40,6 +40,26 @@ def test_side_by_side_timing_of_the_plain_loop_and_the_engine(bench, tmp_path):
         assert row["ratio"][0] == pytest.approx(per_fold_ratio)
 
 
+def test_commands_mode_times_a_plain_script_and_am3f_loso_as_whole_programs(bench, tmp_path):
+    out = tmp_path / "commands.json"
+    assert bench.main(["--commands", "--data", "", "--archs", "ststnet", "--recipes", "authors", "--folds", "0",
+                       "--epochs", "1", "--workers", "1", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["mode"] == "commands"
+    (row,) = report["rows"]
+    assert row["variant"] == "ststnet-authors" and row["script_s"][0] > 0 and row["am3f_loso_s"][0] > 0
+    assert row["ratio"][0] == pytest.approx(row["script_s"][0] / row["am3f_loso_s"][0])
+
+
+def test_the_plain_program_refuses_a_failing_command_in_one_line(bench):
+    import sys
+
+    from am3f.errors import AM3FError
+
+    with pytest.raises(AM3FError, match="failed"):
+        bench.run_timed([sys.executable, "-c", "raise SystemExit('boom')"])
+
+
 def test_the_plain_loop_learns_the_recipe_it_is_given(bench):
     """The plain loop is a real training loop: after 5 epochs of our recipe its predictions differ from the
     untrained model's, and they are probabilities of the held-out subject's rows."""

@@ -363,5 +363,31 @@ def main(argv: list[str] | None = None) -> int:
     return code if isinstance(code, int) else 0  # a command may report a finding by its exit code
 
 
+def command() -> None:
+    """The ``am3f`` program (console script and ``python -m am3f``): :func:`main`, then a quick exit.
+    Once the command is done and every atexit handler has run (multiprocessing's clean-up, logging), the
+    process ends without the interpreter tearing torch's modules down one by one: 0.5 s of a short
+    ``am3f loso`` (docs/engine.md). Not where another thread still works: then the ordinary exit, which
+    waits for it. A reader that leaves early (a pipe into ``head``) ends it quietly. ``main()`` called from
+    Python (tests, notebooks) returns as ever."""
+    import atexit
+    import threading
+
+    try:
+        code = main()
+    except BrokenPipeError:  # the reader left (`am3f variants | head -1`): stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`am3f ... | head`): nothing left to say there
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()
