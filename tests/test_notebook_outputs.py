@@ -186,6 +186,20 @@ def test_kernel_env_switches_real_data_off(monkeypatch, tmp_path):
     assert env["CUDA_VISIBLE_DEVICES"] == "" and env["AM3F_PROGRESS"] == "0"
 
 
+def test_kernel_env_pins_the_kernels_to_avx2_where_the_cpu_has_it(monkeypatch, tmp_path):
+    """The committed outputs and their nbval check run the same kernels on an AVX-512 and an AVX2 machine."""
+    for name in reproduce.AVX2_PINS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(reproduce, "cpu_has_avx2", lambda: True)
+    env = reproduce.kernel_env(tmp_path / "out")
+    assert {k: env[k] for k in reproduce.AVX2_PINS} == {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2",
+                                                       "MKL_CBWR": "AVX2"}
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")  # a value the user set wins
+    assert reproduce.kernel_env(tmp_path / "out")["ATEN_CPU_CAPABILITY"] == "default"
+    monkeypatch.setattr(reproduce, "cpu_has_avx2", lambda: False)  # no AVX2 (another architecture): no pin
+    assert "DNNL_MAX_CPU_ISA" not in reproduce.kernel_env(tmp_path / "out")
+
+
 def test_in_place_refuses_data_out_and_full_profile(capsys):
     for extra in (["--data", "x"], ["--out", "y"], ["--profile", "full"]):
         assert main(["reproduce", "--in-place", *extra]) == 2
