@@ -35,7 +35,7 @@ def _train(make, cfg: TrainConfig) -> list[torch.Tensor]:
         x = torch.randn(5, 3, 8, 8, generator=g)
         # the last layer gets no gradient in the first steps: torch.optim skips such parameters
         out = net[:4](x) if step < 2 else net(x)
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         out.square().mean().backward()
         opt.step()
     return [p.detach().clone() for p in net.parameters()]

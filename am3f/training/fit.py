@@ -242,7 +242,7 @@ def fit_group(data: FlowDataset, train_sets: Sequence[np.ndarray], model_cfg, tr
             per_model = loss_of(net(xb), yb, row_priors)
             loss = per_model.sum()
             epoch_loss += per_model.detach()
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
             step += 1

@@ -17,19 +17,17 @@ class Optimizer:
     ``AdamW(fused=True)`` and ``SGD(foreach=True)`` (tests/test_optim.py). Why not those classes: the first
     ``torch.optim`` optimizer a process builds imports ``torch._dynamo`` (1.4 s on a 2-core machine) and
     tearing it down at exit costs another 0.5-1 s; for a short LOSO command that is a fifth of its wall
-    time (docs/design-choices.md, "Beyond grouping"). Parameters without a gradient are skipped, as
+    time (docs/design-choices.md, "A command's fixed costs"). Parameters without a gradient are skipped, as
     ``torch.optim`` skips them."""
 
     def __init__(self, params: list[torch.Tensor], lr: float):
         self.params = list(params)
         self.param_groups = [{"lr": lr}]  # what Schedule.apply sets before every step
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
+    def zero_grad(self) -> None:
+        """Gradients to None (``torch.optim``'s default): the next backward writes them afresh."""
         for p in self.params:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
+            p.grad = None
 
     def _with_grads(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         params = [p for p in self.params if p.grad is not None]
